@@ -1,0 +1,21 @@
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# tensorflow-cpu by default; `make TF_EXTRA=gpu demo` on a CUDA machine.
+TF_EXTRA ?= cpu
+
+.PHONY: demo test clean-demo
+
+$(VENV)/.installed: setup.py
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[$(TF_EXTRA),test]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) -m pvl8da.demo --out demo_output
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+clean-demo:
+	rm -rf demo_output

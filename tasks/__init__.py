@@ -1,0 +1,1 @@
+"""Luigi tasks of pvl8da: ``python -m luigi --module tasks <Task> ...`` from the repository root."""
