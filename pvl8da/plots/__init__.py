@@ -1,0 +1,1 @@
+"""Quicklook figures (PNG) for products, inference results and evaluations."""
