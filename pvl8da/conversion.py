@@ -1,0 +1,295 @@
+"""Physically based Landsat-8 -> Proba-V transformation (SPEC §2), streamed over row windows.
+
+The 30 m scene is read in windows of rows with a 7-row halo; each window is turned into rows of the
+90 m Proba-V-like raster (spectral combination, Gaussian PSF with stride 3, invalid fraction, labels).
+Only the 90 m rasters (1/9 of the scene) are held in memory; they are then reprojected to the
+Proba-V lat/lon grid and written as a Proba-V look-alike HDF5 product.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.warp import Resampling, calculate_default_transform, reproject
+from rasterio.windows import Window
+from tqdm import tqdm
+
+from pvl8da.atomic import atomic_path
+from pvl8da.errors import InputError
+from pvl8da.landsat8 import Landsat8Scene, open_scene
+from pvl8da.probav import PV_BANDS, mapping_from_transform
+
+log = logging.getLogger(__name__)
+
+# Spectral combination of Landsat-8 bands into the Proba-V bands (BLUE, RED, NIR, SWIR).
+BLUE_WEIGHTS = {1: 0.24916137667938665, 2: 0.7508386233206134}
+BAND_SOURCES = {"BLUE": (1, 2), "RED": (4,), "NIR": (5,), "SWIR": (6,)}
+# Standard deviation (metres) of the Gaussian point spread function of each Proba-V band.
+PSF_SIGMA_M = {"BLUE": 46.1236, "RED": 50.0845, "NIR": 46.7560, "SWIR": 80.7639}
+PSF_SIZE = 15
+PSF_HALO = PSF_SIZE // 2
+LANDSAT_PIXEL_M = 30.0
+STRIDE = 3
+# Pixel step (degrees) of the Proba-V products at each resolution.
+PV_STEP_333M = 0.00297619047619
+RESOLUTION_STEPS = {"333M": PV_STEP_333M, "100M": PV_STEP_333M / 3, "1KM": PV_STEP_333M * 3}
+INVALID_KERNEL = np.array([[0.5, 1.0, 0.5], [1.0, 1.5, 1.0], [0.5, 1.0, 0.5]])
+INVALID_THRESHOLD = 0.2
+TOA_SCALE = 2000
+TOA_INVALID_DN = -2000
+WGS84 = CRS.from_epsg(4326)
+CLASS_IMAGE = {"landsat8": "Landsat8", "biome": "Biome", "38c": "38-Cloud"}
+
+
+def psf_kernel_1d(sigma_m: float, size: int = PSF_SIZE, pixel_m: float = LANDSAT_PIXEL_M) -> np.ndarray:
+    """One axis of the normalised 2-D Gaussian PSF (the 2-D kernel is the outer product of two of these)."""
+    distance = (np.arange(size) - size // 2) * pixel_m
+    kernel = np.exp(-0.5 * (distance / sigma_m) ** 2)
+    return kernel / kernel.sum()
+
+
+def strided_correlate(x: np.ndarray, weights: np.ndarray, axis: int, n_out: int) -> np.ndarray:
+    """out[..., j, ...] = sum_k weights[k] * x[..., STRIDE*j + k, ...] along ``axis`` (x already padded)."""
+    x = np.moveaxis(x, axis, -1)
+    n_taps = len(weights)
+    out = np.zeros(x.shape[:-1] + (n_out,), np.float32)
+    tmp = np.empty_like(out)
+    stop = STRIDE * (n_out - 1) + 1
+    for k in range(n_taps):
+        np.multiply(x[..., k:k + stop:STRIDE], np.float32(weights[k]), out=tmp)
+        out += tmp
+    return np.moveaxis(out, -1, axis)
+
+
+def downscale(x: np.ndarray, kernel_1d: np.ndarray, rows_out: int, cols_out: int) -> np.ndarray:
+    """Separable strided correlation of an already padded 2-D array (rows first, then columns)."""
+    return strided_correlate(strided_correlate(x, kernel_1d, 0, rows_out), kernel_1d, 1, cols_out)
+
+
+def box_downscale(x: np.ndarray, kernel: np.ndarray, rows_out: int, cols_out: int) -> np.ndarray:
+    """3x3 kernel with stride 3 over an array padded by one pixel."""
+    out = np.zeros((rows_out, cols_out), np.float32)
+    for i in range(3):
+        for j in range(3):
+            out += np.float32(kernel[i, j]) * x[i:i + STRIDE * rows_out:STRIDE, j:j + STRIDE * cols_out:STRIDE]
+    return out
+
+
+@dataclass
+class Downscaled:
+    """The 90 m rasters of a scene: Proba-V bands, invalid fraction and (optionally) labels."""
+
+    bands: np.ndarray              # (4, H90, W90) float32 TOA reflectance
+    invalid_fraction: np.ndarray   # (H90, W90) float32 in [0, 1]
+    labels: np.ndarray | None      # (H90, W90) float32 cloud fraction
+    labels_invalid: np.ndarray | None
+    transform: Affine
+    crs: CRS
+
+
+def _padded_rows(read, row0: int, row1: int, pad: int, n_rows: int, mode: str, **pad_kw) -> np.ndarray:
+    """Rows [row0 - pad, row1 + pad) of a raster, padded past the raster's top and bottom edges."""
+    start, stop = max(row0 - pad, 0), min(row1 + pad, n_rows)
+    block = read(start, stop)
+    before, after = start - (row0 - pad), (row1 + pad) - stop
+    widths = ((before, after), (pad, pad))
+    return np.pad(block, widths, mode=mode, **pad_kw)
+
+
+def _downscale_rows(scene: Landsat8Scene, out_row0: int, out_row1: int, kernels: dict) -> tuple:
+    """Compute rows [out_row0, out_row1) of every 90 m raster of a scene."""
+    n_rows, n_cols = scene.shape
+    cols_out = -(-n_cols // STRIDE)
+    rows_out = out_row1 - out_row0
+    row0, row1 = STRIDE * out_row0, min(STRIDE * out_row1, n_rows)
+
+    def window(start: int, stop: int) -> Window:
+        return Window(0, start, n_cols, stop - start)
+
+    def read_invalid(start, stop):
+        return scene.invalid(window(start, stop))
+
+    invalid = read_invalid(max(row0 - PSF_HALO, 0), min(row1 + PSF_HALO, n_rows))
+    inv_start = max(row0 - PSF_HALO, 0)
+
+    def read_toa(band):
+        def read(start, stop):
+            toa = scene.toa(band, window(start, stop))
+            toa[invalid[start - inv_start:stop - inv_start]] = 0
+            return toa
+        return read
+
+    bands = np.empty((len(PV_BANDS), rows_out, cols_out), np.float32)
+    extra = STRIDE * rows_out - (row1 - row0)  # rows past the scene's bottom needed by the last window
+    for b, name in enumerate(PV_BANDS):
+        padded = None
+        for source in BAND_SOURCES[name]:
+            part = _padded_rows(read_toa(source), row0, row1 + extra, PSF_HALO, n_rows, "reflect")
+            weight = np.float32(BLUE_WEIGHTS.get(source, 1.0))
+            padded = part * weight if padded is None else padded + part * weight
+        bands[b] = downscale(padded, kernels[name], rows_out, cols_out)
+
+    def read_inv(start, stop):
+        return invalid[start - inv_start:stop - inv_start].astype(np.float32)
+
+    inv_padded = _padded_rows(read_inv, row0, row1 + extra, 1, n_rows, "constant", constant_values=1.0)
+    invalid_fraction = box_downscale(inv_padded, INVALID_KERNEL / INVALID_KERNEL.sum(), rows_out, cols_out)
+
+    labels = labels_invalid = None
+    if scene.labels(window(0, 1)) is not None:
+        def read_labels(start, stop):
+            return scene.labels(window(start, stop))
+
+        lab_padded = _padded_rows(read_labels, row0, row1 + extra, 1, n_rows, "constant", constant_values=0.5)
+        labels = box_downscale(lab_padded, INVALID_KERNEL / INVALID_KERNEL.sum(), rows_out, cols_out)
+        lab_inv = ((lab_padded == 0.5) | (inv_padded > 0)).astype(np.float32)
+        labels_invalid = box_downscale(lab_inv, INVALID_KERNEL, rows_out, cols_out)
+    return bands, invalid_fraction, labels, labels_invalid
+
+
+def downscale_scene(scene: Landsat8Scene, window_rows: int = 256, workers: int = 2,
+                    progress: bool = True) -> Downscaled:
+    """The 90 m Proba-V-like rasters of a scene, computed in windows of ``window_rows`` output rows."""
+    if window_rows < 3:
+        raise ValueError("window_rows must be at least 3")
+    n_rows, n_cols = scene.shape
+    rows90, cols90 = -(-n_rows // STRIDE), -(-n_cols // STRIDE)
+    kernels = {name: psf_kernel_1d(sigma) for name, sigma in PSF_SIGMA_M.items()}
+    has_labels = scene.labels(Window(0, 0, n_cols, 1)) is not None
+    bands = np.empty((len(PV_BANDS), rows90, cols90), np.float32)
+    invalid_fraction = np.empty((rows90, cols90), np.float32)
+    labels = np.empty((rows90, cols90), np.float32) if has_labels else None
+    labels_invalid = np.empty((rows90, cols90), np.float32) if has_labels else None
+
+    starts = list(range(0, rows90, window_rows))
+    # A last window with fewer than 3 output rows cannot reflect-pad its halo: merge it into the previous one.
+    if len(starts) > 1 and rows90 - starts[-1] < 3:
+        starts.pop()
+    bounds = [(s, starts[i + 1] if i + 1 < len(starts) else rows90) for i, s in enumerate(starts)]
+
+    def work(span):
+        return span, _downscale_rows(scene, span[0], span[1], kernels)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = pool.map(work, bounds)
+        for (r0, r1), (b, inv, lab, lab_inv) in tqdm(results, total=len(bounds), disable=not progress,
+                                                      desc=f"PSF {scene.scene_id}", unit="window"):
+            bands[:, r0:r1] = b
+            invalid_fraction[r0:r1] = inv
+            if has_labels:
+                labels[r0:r1] = lab
+                labels_invalid[r0:r1] = lab_inv
+
+    transform = scene.transform * Affine.scale(STRIDE)
+    return Downscaled(bands, invalid_fraction, labels, labels_invalid, transform, scene.crs)
+
+
+def pv_grid(downscaled: Downscaled, resolution: str) -> tuple[Affine, int, int]:
+    """Lat/lon grid (transform, width, height) of the product, as rasterio's default transform computes it."""
+    if resolution not in RESOLUTION_STEPS:
+        raise InputError(f"unknown resolution {resolution!r}; expected one of {', '.join(RESOLUTION_STEPS)}")
+    height, width = downscaled.invalid_fraction.shape
+    t = downscaled.transform
+    left, top = t.c, t.f
+    right, bottom = left + t.a * width, top + t.e * height
+    step = RESOLUTION_STEPS[resolution]
+    return calculate_default_transform(downscaled.crs, WGS84, width, height, left, bottom, right, top,
+                                       resolution=(step, step))
+
+
+def _reproject(array: np.ndarray, downscaled: Downscaled, dst_transform: Affine, shape: tuple[int, int],
+               threads: int) -> np.ndarray:
+    out = np.full((array.shape[0],) + shape if array.ndim == 3 else shape, -1.0, np.float32)
+    reproject(array, out, src_transform=downscaled.transform, src_crs=downscaled.crs, src_nodata=None,
+              dst_transform=dst_transform, dst_crs=WGS84, dst_nodata=-1.0,
+              resampling=Resampling.lanczos, num_threads=threads)
+    return out
+
+
+@dataclass
+class ProbaVLike:
+    """A Landsat scene on the Proba-V lat/lon grid."""
+
+    toa: np.ndarray              # (4, H, W) float32 reflectance
+    invalid: np.ndarray          # (H, W) bool
+    clouds: np.ndarray | None    # (H, W) float32 cloud fraction in [0, 1], -1 invalid
+    transform: Affine
+
+
+def to_probav_grid(downscaled: Downscaled, resolution: str = "333M", threads: int = 2) -> ProbaVLike:
+    """Reproject the 90 m rasters to the Proba-V grid of ``resolution`` with Lanczos resampling."""
+    dst_transform, width, height = pv_grid(downscaled, resolution)
+    shape = (height, width)
+    toa = _reproject(downscaled.bands, downscaled, dst_transform, shape, threads)
+    inv = _reproject(downscaled.invalid_fraction, downscaled, dst_transform, shape, threads)
+    invalid = (inv > INVALID_THRESHOLD) | (inv == -1.0)
+    clouds = None
+    if downscaled.labels is not None:
+        stack = np.stack([downscaled.labels, downscaled.labels_invalid])
+        lab, lab_inv = _reproject(stack, downscaled, dst_transform, shape, threads)
+        lab_invalid = (lab_inv > INVALID_THRESHOLD) | (lab_inv == -1.0) | (lab == -1.0) | invalid
+        clouds = np.clip(lab, 0, 1)
+        clouds[lab_invalid] = -1.0
+    return ProbaVLike(toa, invalid, clouds, dst_transform)
+
+
+def write_product(product: ProbaVLike, path: str | os.PathLike, scene_id: str, acquired: dt.datetime,
+                  class_image: str) -> None:
+    """Write the Proba-V look-alike HDF5 (SPEC §2.7) at ``path``."""
+    mapping = mapping_from_transform(product.transform)
+    t = product.transform
+    geotransform = f"{t.c:f} {t.a:f} {t.b:f} {t.f:f} {t.d:f} {t.e:f}"
+    stamp = acquired.strftime("%Y-%m-%d %H:%M:%S")
+    height, width = product.invalid.shape
+    chunks = (min(height, 256), min(width, 256))
+    with h5py.File(path, "w") as f:
+        f.attrs["START_DATE"] = stamp
+        f.attrs["END_DATE"] = stamp
+        f.attrs["MAP_PROJECTION"] = WGS84.to_wkt(version="WKT1_GDAL")
+        f.attrs["image"] = scene_id
+        f.attrs["class_image"] = class_image
+        f.create_group("crs").attrs["GeoTransform"] = np.array([geotransform.encode()])
+        for b, name in enumerate(PV_BANDS):
+            dn = np.round(product.toa[b] * TOA_SCALE)
+            dn = np.clip(dn, np.iinfo(np.int16).min + 1, np.iinfo(np.int16).max).astype(np.int16)
+            dn[product.invalid] = TOA_INVALID_DN
+            ds = f.create_dataset(f"LEVEL2A/RADIOMETRY/{name}/TOA", data=dn, chunks=chunks, compression="gzip",
+                                  compression_opts=1, shuffle=True)
+            ds.attrs["SCALE"] = TOA_SCALE
+            ds.attrs["OFFSET"] = 0
+            ds.attrs["MAPPING"] = mapping
+        if product.clouds is not None:
+            ds = f.create_dataset("CM_RESAMPLED", data=product.clouds, chunks=chunks, compression="gzip",
+                                  compression_opts=1, shuffle=True)
+            ds.attrs["MAPPING"] = mapping
+
+
+def output_name(scene_id: str, resolution: str) -> str:
+    return f"{scene_id}_{resolution}.HDF5"
+
+
+def convert_scene(l8img: str | os.PathLike, outfolder: str | os.PathLike, resolution: str = "333M",
+                  type_product: str = "landsat8", window_rows: int = 256, workers: int = 2,
+                  progress: bool = True) -> Path:
+    """Convert a Landsat-8 scene folder into ``<outfolder>/<scene ID>_<resolution>.HDF5``, written atomically."""
+    if resolution not in RESOLUTION_STEPS:
+        raise InputError(f"unknown resolution {resolution!r}; expected one of {', '.join(RESOLUTION_STEPS)}")
+    scene = open_scene(l8img, type_product)
+    outfolder = Path(outfolder)
+    outfolder.mkdir(parents=True, exist_ok=True)
+    dest = outfolder / output_name(scene.scene_id, resolution)
+    log.info("Converting %s (%s, %dx%d) to Proba-V %s", scene.scene_id, type_product, *scene.shape, resolution)
+    downscaled = downscale_scene(scene, window_rows=window_rows, workers=workers, progress=progress)
+    product = to_probav_grid(downscaled, resolution, threads=workers)
+    with atomic_path(dest) as tmp:
+        write_product(product, tmp, scene.scene_id, scene.acquisition_time, CLASS_IMAGE[type_product])
+    log.info("Wrote %s (%dx%d, %.1f%% valid)", dest, *product.invalid.shape, 100 * (1 - product.invalid.mean()))
+    return dest

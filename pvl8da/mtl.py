@@ -1,0 +1,151 @@
+"""Landsat MTL metadata files (Collection 1 and Collection 2) parsed into nested dicts with typed values."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from pvl8da.errors import InputError
+
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+
+
+def _typed(value: str) -> Any:
+    """Quoted strings stay strings; numbers, dates and timestamps become Python values."""
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    if _NUMBER.match(value):
+        return int(value) if re.fullmatch(r"[+-]?\d+", value) else float(value)
+    if _DATE.match(value):
+        return dt.date.fromisoformat(value)
+    if _DATETIME.match(value):
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value
+
+
+def parse_mtl_text(text: str, source: str = "<MTL>") -> dict:
+    """Parse the text of an MTL file: ``GROUP = X`` … ``END_GROUP = X`` nesting, ``KEY = VALUE`` lines, ``END``."""
+    root: dict = {}
+    stack: list[tuple[str, dict]] = [("", root)]
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line:
+            continue
+        if line == "END":
+            break
+        if "=" not in line:
+            raise InputError(f"{source}: line {lineno} is not 'KEY = VALUE': {raw!r}")
+        key, value = (part.strip() for part in line.split("=", 1))
+        if key == "GROUP":
+            child: dict = {}
+            stack[-1][1][value] = child
+            stack.append((value, child))
+        elif key == "END_GROUP":
+            if len(stack) == 1 or stack[-1][0] != value:
+                raise InputError(f"{source}: line {lineno}: END_GROUP = {value} closes no open group")
+            stack.pop()
+        else:
+            stack[-1][1][key] = _typed(value)
+    if len(stack) != 1:
+        raise InputError(f"{source}: group {stack[-1][0]} is never closed (truncated file?)")
+    if not root:
+        raise InputError(f"{source}: no metadata found")
+    return root
+
+
+def parse_mtl(path: str | os.PathLike) -> dict:
+    """Parse an MTL file into nested dicts keyed by group name."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: MTL file not found")
+    return parse_mtl_text(path.read_text(errors="replace"), source=str(path))
+
+
+class MTL:
+    """Collection-independent access to the fields of a parsed MTL file."""
+
+    def __init__(self, tree: dict, source: str = "<MTL>"):
+        self.tree = tree
+        self.source = source
+        if "LANDSAT_METADATA_FILE" in tree:
+            self.collection = 2
+            top = tree["LANDSAT_METADATA_FILE"]
+            self._groups = {
+                "product": top.get("PRODUCT_CONTENTS", {}),
+                "image": top.get("IMAGE_ATTRIBUTES", {}),
+                "projection": top.get("PROJECTION_ATTRIBUTES", {}),
+                "radiometric": top.get("LEVEL1_RADIOMETRIC_RESCALING", {}),
+                "thermal": top.get("LEVEL1_THERMAL_CONSTANTS", {}),
+                "projection_parameters": top.get("LEVEL1_PROJECTION_PARAMETERS", {}),
+            }
+        elif "L1_METADATA_FILE" in tree:
+            self.collection = 1
+            top = tree["L1_METADATA_FILE"]
+            self._groups = {
+                "product": top.get("PRODUCT_METADATA", {}),
+                "image": top.get("IMAGE_ATTRIBUTES", {}),
+                "projection": top.get("PRODUCT_METADATA", {}),
+                "radiometric": top.get("RADIOMETRIC_RESCALING", {}),
+                "thermal": top.get("TIRS_THERMAL_CONSTANTS", {}),
+                "projection_parameters": top.get("PROJECTION_PARAMETERS", {}),
+            }
+        else:
+            raise InputError(f"{source}: neither L1_METADATA_FILE (Collection 1) nor "
+                             "LANDSAT_METADATA_FILE (Collection 2) group found")
+        self._top = top
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> "MTL":
+        return cls(parse_mtl(path), source=str(path))
+
+    def get(self, group: str, key: str) -> Any:
+        """A field of a logical group: product, image, projection, radiometric, thermal, projection_parameters."""
+        try:
+            return self._groups[group][key]
+        except KeyError:
+            raise InputError(f"{self.source}: missing MTL key {key} "
+                             f"(Collection {self.collection}, {group} group)") from None
+
+    @property
+    def acquisition_time(self) -> dt.datetime:
+        """Date acquired + scene centre time, in UTC (microsecond precision)."""
+        group = "image" if self.collection == 2 else "product"
+        date = self.get(group, "DATE_ACQUIRED")
+        time = str(self.get(group, "SCENE_CENTER_TIME")).rstrip("Z")
+        hms, _, frac = time.partition(".")
+        h, m, s = (int(v) for v in hms.split(":"))
+        micro = int((frac + "000000")[:6]) if frac else 0
+        if isinstance(date, str):
+            date = dt.date.fromisoformat(date)
+        return dt.datetime(date.year, date.month, date.day, h, m, s, micro, tzinfo=dt.timezone.utc)
+
+    @property
+    def sun_elevation(self) -> float:
+        return float(self.get("image", "SUN_ELEVATION"))
+
+    @property
+    def sun_azimuth(self) -> float:
+        return float(self.get("image", "SUN_AZIMUTH"))
+
+    @property
+    def cloud_cover(self) -> float:
+        return float(self.get("image", "CLOUD_COVER"))
+
+    def reflectance_rescaling(self, band: int) -> tuple[float, float]:
+        """(REFLECTANCE_MULT, REFLECTANCE_ADD) of a reflective band (1–9)."""
+        return (float(self.get("radiometric", f"REFLECTANCE_MULT_BAND_{band}")),
+                float(self.get("radiometric", f"REFLECTANCE_ADD_BAND_{band}")))
+
+    def radiance_rescaling(self, band: int) -> tuple[float, float]:
+        """(RADIANCE_MULT, RADIANCE_ADD) of any band."""
+        return (float(self.get("radiometric", f"RADIANCE_MULT_BAND_{band}")),
+                float(self.get("radiometric", f"RADIANCE_ADD_BAND_{band}")))
+
+    def thermal_constants(self, band: int) -> tuple[float, float]:
+        """(K1, K2) of a thermal band (10, 11)."""
+        return (float(self.get("thermal", f"K1_CONSTANT_BAND_{band}")),
+                float(self.get("thermal", f"K2_CONSTANT_BAND_{band}")))
