@@ -149,3 +149,34 @@ class MTL:
         """(K1, K2) of a thermal band (10, 11)."""
         return (float(self.get("thermal", f"K1_CONSTANT_BAND_{band}")),
                 float(self.get("thermal", f"K2_CONSTANT_BAND_{band}")))
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return f"{value:.6E}" if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e7) else f"{value:.8f}"
+    return str(value)
+
+
+def format_mtl(tree: dict) -> str:
+    """Inverse of :func:`parse_mtl_text`: nested dicts back to MTL text (two-space indentation, final END)."""
+    lines: list[str] = []
+
+    def emit(group: dict, depth: int) -> None:
+        pad = "  " * depth
+        for key, value in group.items():
+            if isinstance(value, dict):
+                lines.append(f"{pad}GROUP = {key}")
+                emit(value, depth + 1)
+                lines.append(f"{pad}END_GROUP = {key}")
+            else:
+                lines.append(f"{pad}{key} = {_format_value(value)}")
+
+    emit(tree, 0)
+    lines.append("END")
+    return "\n".join(lines) + "\n"
