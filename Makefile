@@ -12,7 +12,8 @@ $(VENV)/.installed: setup.py
 	touch $@
 
 demo: $(VENV)/.installed
-	$(PY) -m pvl8da.demo --out demo_output
+	$(PY) -m luigi --module tasks Demo --local-scheduler --out demo_output
+	@cat demo_output/DEMO.md
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -p no:cacheprovider tests

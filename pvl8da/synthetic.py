@@ -66,6 +66,8 @@ PV_OFFSET = np.array([0.035, -0.010, 0.005, 0.020], np.float32)
 PV_CURVATURE = np.array([-0.06, 0.05, -0.05, 0.04], np.float32)
 CLOUD_HEIGHT_M = 1500.0
 CLOUD_EPOCH = dt.datetime(2014, 1, 1, tzinfo=dt.timezone.utc)
+DEFAULT_LANDSAT_TIME = dt.datetime(2016, 5, 20, 10, 30, 0, tzinfo=dt.timezone.utc)
+DEFAULT_PROBAV_TIME = dt.datetime(2016, 5, 20, 10, 15, 0, tzinfo=dt.timezone.utc)
 # Landsat-8 Level-1 calibration written into the synthetic MTL files.
 REFLECTANCE_MULT, REFLECTANCE_ADD = 2.0e-5, -0.1
 RADIANCE_MULT, RADIANCE_ADD = 3.342e-4, 0.1
@@ -365,8 +367,13 @@ def _quality_band(collection: int, fill: np.ndarray, cloud: np.ndarray, shadow: 
     return qa
 
 
-def landsat8_scene_id(collection: int, path_row: tuple[int, int], when: dt.datetime) -> str:
-    """A Collection 1 (LC8PPPRRRYYYYDDDLGN00) or Collection 2 (LC08_L1TP_PPPRRR_YYYYMMDD_…) scene identifier."""
+def _path_row(seed: int) -> tuple[int, int]:
+    return 1 + seed % 233, 1 + (seed // 233) % 248
+
+
+def landsat8_scene_id(collection: int, seed: int, when: dt.datetime) -> str:
+    """The identifier of a synthetic scene: Collection 1 (LC8PPPRRRYYYYDDDLGN00) or 2 (LC08_L1TP_PPPRRR_…)."""
+    path_row = _path_row(seed)
     if collection == 1:
         return f"LC8{path_row[0]:03d}{path_row[1]:03d}{when.year}{when.timetuple().tm_yday:03d}LGN00"
     return f"LC08_L1TP_{path_row[0]:03d}{path_row[1]:03d}_{when:%Y%m%d}_{when:%Y%m%d}_02_T1"
@@ -386,7 +393,7 @@ def write_landsat8_scene(dest_dir: str | os.PathLike, shape: tuple[int, int] = (
     """
     if collection not in (1, 2):
         raise ValueError(f"collection must be 1 or 2, not {collection}")
-    acquired = acquired or dt.datetime(2016, 5, 20, 10, 30, 0, tzinfo=dt.timezone.utc)
+    acquired = acquired or DEFAULT_LANDSAT_TIME
     world = World(seed, lat, lon, biome=biome, cloud_cover=cloud_cover)
     crs = world.crs
     height, width = shape
@@ -394,8 +401,8 @@ def write_landsat8_scene(dest_dir: str | os.PathLike, shape: tuple[int, int] = (
     x0 = np.round((cx - 15.0 * width) / 30.0) * 30.0
     y0 = np.round((cy + 15.0 * height) / 30.0) * 30.0
     transform = Affine(30.0, 0.0, x0, 0.0, -30.0, y0)
-    path_row = (1 + seed % 233, 1 + (seed // 233) % 248)
-    scene_id = scene_id or landsat8_scene_id(collection, path_row, acquired)
+    path_row = _path_row(seed)
+    scene_id = scene_id or landsat8_scene_id(collection, seed, acquired)
     elevation, azimuth = sun_position(lat, acquired)
     log.info("Synthetic Landsat-8 C%d scene %s (%dx%d, %s, %.0f%% cloud)", collection, scene_id, height, width,
              biome, 100 * cloud_cover)
@@ -485,7 +492,7 @@ def write_probav_product(dest_dir: str | os.PathLike, shape: tuple[int, int] = (
     """
     if resolution not in RESOLUTION_STEPS:
         raise ValueError(f"unknown resolution {resolution!r}")
-    acquired = acquired or dt.datetime(2016, 5, 20, 10, 15, 0, tzinfo=dt.timezone.utc)
+    acquired = acquired or DEFAULT_PROBAV_TIME
     world = World(seed, lat, lon, biome=biome, cloud_cover=cloud_cover)
     step = RESOLUTION_STEPS[resolution]
     height, width = shape

@@ -1,0 +1,28 @@
+"""ConvertPV: a Landsat-8 scene folder -> a Proba-V look-alike HDF5 product (SPEC §2)."""
+from pathlib import Path
+
+import luigi
+
+from pvl8da.conversion import RESOLUTION_STEPS, convert_scene, output_name
+from pvl8da.landsat8 import TYPE_PRODUCTS, open_scene
+from pvl8da.plots.conversion import conversion_quicklook
+
+
+class ConvertPV(luigi.Task):
+    """Convert ``--l8img`` into ``<outfolder>/<scene ID>_<resolution>.HDF5`` (and an optional quicklook PNG)."""
+
+    l8img = luigi.Parameter(description="Landsat-8 L1 scene folder (named after its scene ID)")
+    outfolder = luigi.Parameter(default="landsataspv")
+    resolution = luigi.ChoiceParameter(choices=list(RESOLUTION_STEPS), default="333M")
+    type_product = luigi.ChoiceParameter(choices=list(TYPE_PRODUCTS), default="landsat8")
+    quicklook = luigi.BoolParameter(default=False, description="also write <product>.png")
+    workers = luigi.IntParameter(default=2, significant=False, description="threads used by the conversion")
+
+    def output(self):
+        return luigi.LocalTarget(str(Path(self.outfolder) / output_name(Path(self.l8img).name, self.resolution)))
+
+    def run(self):
+        product = convert_scene(self.l8img, self.outfolder, self.resolution, self.type_product,
+                                workers=self.workers)
+        if self.quicklook:
+            conversion_quicklook(open_scene(self.l8img, self.type_product), product, product.with_suffix(".png"))
