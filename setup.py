@@ -14,6 +14,7 @@ setup(
         "spectral",
         "luigi",
         "tqdm",
+        "threadpoolctl",
         "matplotlib",
         "keras>=3",
     ],

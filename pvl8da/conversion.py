@@ -12,6 +12,7 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import h5py
@@ -20,6 +21,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 from rasterio.windows import Window
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from pvl8da.atomic import atomic_path
@@ -56,31 +58,46 @@ def psf_kernel_1d(sigma_m: float, size: int = PSF_SIZE, pixel_m: float = LANDSAT
     return kernel / kernel.sum()
 
 
-def strided_correlate(x: np.ndarray, weights: np.ndarray, axis: int, n_out: int) -> np.ndarray:
-    """out[..., j, ...] = sum_k weights[k] * x[..., STRIDE*j + k, ...] along ``axis`` (x already padded)."""
-    x = np.moveaxis(x, axis, -1)
-    n_taps = len(weights)
-    out = np.zeros(x.shape[:-1] + (n_out,), np.float32)
-    tmp = np.empty_like(out)
-    stop = STRIDE * (n_out - 1) + 1
-    for k in range(n_taps):
-        np.multiply(x[..., k:k + stop:STRIDE], np.float32(weights[k]), out=tmp)
-        out += tmp
-    return np.moveaxis(out, -1, axis)
+BLOCK = 16  # output rows/columns per banded matrix product
 
 
-def downscale(x: np.ndarray, kernel_1d: np.ndarray, rows_out: int, cols_out: int) -> np.ndarray:
-    """Separable strided correlation of an already padded 2-D array (rows first, then columns)."""
-    return strided_correlate(strided_correlate(x, kernel_1d, 0, rows_out), kernel_1d, 1, cols_out)
+@lru_cache(maxsize=64)
+def _banded(weights: tuple[float, ...], n_out: int) -> np.ndarray:
+    """(n_out, STRIDE*(n_out-1) + taps) matrix whose row i holds the weights from column STRIDE*i."""
+    taps = len(weights)
+    band = np.zeros((n_out, STRIDE * (n_out - 1) + taps), np.float32)
+    for i in range(n_out):
+        band[i, STRIDE * i:STRIDE * i + taps] = weights
+    return band
+
+
+def strided_rows(x: np.ndarray, weights: np.ndarray, n_out: int) -> np.ndarray:
+    """out[j] = sum_k weights[k] * x[STRIDE*j + k] for rows j < n_out of an already padded 2-D array.
+
+    Computed as products of small banded matrices with blocks of rows, so that BLAS does the work.
+    """
+    w = tuple(float(v) for v in weights)
+    out = np.empty((n_out, x.shape[1]), np.float32)
+    for j0 in range(0, n_out, BLOCK):
+        band = _banded(w, min(BLOCK, n_out - j0))
+        np.matmul(band, x[STRIDE * j0:STRIDE * j0 + band.shape[1]], out=out[j0:j0 + band.shape[0]])
+    return out
+
+
+def strided_cols(x: np.ndarray, weights: np.ndarray, n_out: int) -> np.ndarray:
+    """Like :func:`strided_rows` along the columns."""
+    w = tuple(float(v) for v in weights)
+    out = np.empty((x.shape[0], n_out), np.float32)
+    for j0 in range(0, n_out, BLOCK):
+        band = _banded(w, min(BLOCK, n_out - j0)).T
+        np.matmul(x[:, STRIDE * j0:STRIDE * j0 + band.shape[0]], band, out=out[:, j0:j0 + band.shape[1]])
+    return out
 
 
 def box_downscale(x: np.ndarray, kernel: np.ndarray, rows_out: int, cols_out: int) -> np.ndarray:
-    """3x3 kernel with stride 3 over an array padded by one pixel."""
-    out = np.zeros((rows_out, cols_out), np.float32)
-    for i in range(3):
-        for j in range(3):
-            out += np.float32(kernel[i, j]) * x[i:i + STRIDE * rows_out:STRIDE, j:j + STRIDE * cols_out:STRIDE]
-    return out
+    """3x3 kernel with stride 3 over an array padded by one pixel: the windows tile the array exactly."""
+    blocks = x[:STRIDE * rows_out, :STRIDE * cols_out].reshape(rows_out, STRIDE, cols_out, STRIDE)
+    return np.einsum("iajb,ab->ij", blocks, kernel.astype(np.float32), optimize=True)
 
 
 @dataclass
@@ -104,7 +121,7 @@ def _padded_rows(read, row0: int, row1: int, pad: int, n_rows: int, mode: str, *
     return np.pad(block, widths, mode=mode, **pad_kw)
 
 
-def _downscale_rows(scene: Landsat8Scene, out_row0: int, out_row1: int, kernels: dict) -> tuple:
+def _downscale_rows(scene: Landsat8Scene, out_row0: int, out_row1: int, kernels: dict, has_labels: bool) -> tuple:
     """Compute rows [out_row0, out_row1) of every 90 m raster of a scene."""
     n_rows, n_cols = scene.shape
     cols_out = -(-n_cols // STRIDE)
@@ -123,19 +140,19 @@ def _downscale_rows(scene: Landsat8Scene, out_row0: int, out_row1: int, kernels:
     def read_toa(band):
         def read(start, stop):
             toa = scene.toa(band, window(start, stop))
-            toa[invalid[start - inv_start:stop - inv_start]] = 0
+            np.putmask(toa, invalid[start - inv_start:stop - inv_start], 0)
             return toa
         return read
 
     bands = np.empty((len(PV_BANDS), rows_out, cols_out), np.float32)
     extra = STRIDE * rows_out - (row1 - row0)  # rows past the scene's bottom needed by the last window
     for b, name in enumerate(PV_BANDS):
-        padded = None
+        rows = None
         for source in BAND_SOURCES[name]:
-            part = _padded_rows(read_toa(source), row0, row1 + extra, PSF_HALO, n_rows, "reflect")
-            weight = np.float32(BLUE_WEIGHTS.get(source, 1.0))
-            padded = part * weight if padded is None else padded + part * weight
-        bands[b] = downscale(padded, kernels[name], rows_out, cols_out)
+            padded = _padded_rows(read_toa(source), row0, row1 + extra, PSF_HALO, n_rows, "reflect")
+            part = strided_rows(padded, kernels[name] * BLUE_WEIGHTS.get(source, 1.0), rows_out)
+            rows = part if rows is None else rows + part
+        bands[b] = strided_cols(rows, kernels[name], cols_out)
 
     def read_inv(start, stop):
         return invalid[start - inv_start:stop - inv_start].astype(np.float32)
@@ -144,7 +161,7 @@ def _downscale_rows(scene: Landsat8Scene, out_row0: int, out_row1: int, kernels:
     invalid_fraction = box_downscale(inv_padded, INVALID_KERNEL / INVALID_KERNEL.sum(), rows_out, cols_out)
 
     labels = labels_invalid = None
-    if scene.labels(window(0, 1)) is not None:
+    if has_labels:
         def read_labels(start, stop):
             return scene.labels(window(start, stop))
 
@@ -176,9 +193,10 @@ def downscale_scene(scene: Landsat8Scene, window_rows: int = 256, workers: int =
     bounds = [(s, starts[i + 1] if i + 1 < len(starts) else rows90) for i, s in enumerate(starts)]
 
     def work(span):
-        return span, _downscale_rows(scene, span[0], span[1], kernels)
+        return span, _downscale_rows(scene, span[0], span[1], kernels, has_labels)
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    # Parallelism comes from the window threads: BLAS's own threads would oversubscribe the cores.
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         results = pool.map(work, bounds)
         for (r0, r1), (b, inv, lab, lab_inv) in tqdm(results, total=len(bounds), disable=not progress,
                                                       desc=f"PSF {scene.scene_id}", unit="window"):
@@ -188,7 +206,7 @@ def downscale_scene(scene: Landsat8Scene, window_rows: int = 256, workers: int =
                 labels[r0:r1] = lab
                 labels_invalid[r0:r1] = lab_inv
 
-    transform = scene.transform * Affine.scale(STRIDE)
+    transform = scene.transform @ Affine.scale(STRIDE)
     return Downscaled(bands, invalid_fraction, labels, labels_invalid, transform, scene.crs)
 
 
@@ -205,10 +223,11 @@ def pv_grid(downscaled: Downscaled, resolution: str) -> tuple[Affine, int, int]:
                                        resolution=(step, step))
 
 
-def _reproject(array: np.ndarray, downscaled: Downscaled, dst_transform: Affine, shape: tuple[int, int],
+def _reproject(layers: np.ndarray, downscaled: Downscaled, dst_transform: Affine, shape: tuple[int, int],
                threads: int) -> np.ndarray:
-    out = np.full((array.shape[0],) + shape if array.ndim == 3 else shape, -1.0, np.float32)
-    reproject(array, out, src_transform=downscaled.transform, src_crs=downscaled.crs, src_nodata=None,
+    """Lanczos reprojection of a (n, H90, W90) stack onto the lat/lon grid in one warp (nodata -1)."""
+    out = np.full((layers.shape[0],) + shape, -1.0, np.float32)
+    reproject(layers, out, src_transform=downscaled.transform, src_crs=downscaled.crs, src_nodata=None,
               dst_transform=dst_transform, dst_crs=WGS84, dst_nodata=-1.0,
               resampling=Resampling.lanczos, num_threads=threads)
     return out
@@ -227,14 +246,15 @@ class ProbaVLike:
 def to_probav_grid(downscaled: Downscaled, resolution: str = "333M", threads: int = 2) -> ProbaVLike:
     """Reproject the 90 m rasters to the Proba-V grid of ``resolution`` with Lanczos resampling."""
     dst_transform, width, height = pv_grid(downscaled, resolution)
-    shape = (height, width)
-    toa = _reproject(downscaled.bands, downscaled, dst_transform, shape, threads)
-    inv = _reproject(downscaled.invalid_fraction, downscaled, dst_transform, shape, threads)
+    layers = [downscaled.bands, downscaled.invalid_fraction[None]]
+    if downscaled.labels is not None:
+        layers += [downscaled.labels[None], downscaled.labels_invalid[None]]
+    warped = _reproject(np.concatenate(layers), downscaled, dst_transform, (height, width), threads)
+    toa, inv = warped[:4], warped[4]
     invalid = (inv > INVALID_THRESHOLD) | (inv == -1.0)
     clouds = None
     if downscaled.labels is not None:
-        stack = np.stack([downscaled.labels, downscaled.labels_invalid])
-        lab, lab_inv = _reproject(stack, downscaled, dst_transform, shape, threads)
+        lab, lab_inv = warped[5], warped[6]
         lab_invalid = (lab_inv > INVALID_THRESHOLD) | (lab_inv == -1.0) | (lab == -1.0) | invalid
         clouds = np.clip(lab, 0, 1)
         clouds[lab_invalid] = -1.0

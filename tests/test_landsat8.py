@@ -1,0 +1,87 @@
+"""Landsat-8 scene reader: TOA, brightness temperature, quality masks, windows, labels, bad input."""
+import math
+import shutil
+
+import numpy as np
+import pytest
+from rasterio.windows import Window
+
+from pvl8da.errors import InputError
+from pvl8da.landsat8 import open_scene
+from pvl8da.synthetic import write_landsat8_scene
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("l8")
+    c1 = write_landsat8_scene(root, shape=(96, 80), seed=11, collection=1, with_biome_mask=True,
+                              with_38cloud_gt=True)
+    c2 = write_landsat8_scene(root, shape=(96, 80), seed=11, collection=2)
+    return c1, c2
+
+
+def test_toa_and_brightness_temperature_by_hand(reference_dir):
+    scene = open_scene(reference_dir / "golden/convert/LC80010112014080LGN00", "biome")
+    dn1 = int(scene.read_dn(1)[300, 400])
+    dn10 = int(scene.read_dn(10)[300, 400])
+    assert dn1 > 0 and dn10 > 0
+    expected_toa = (dn1 * 2.0e-5 - 0.1) / math.sin(math.radians(58.5))
+    assert scene.toa(1)[300, 400] == pytest.approx(expected_toa, rel=1e-5)
+    radiance = dn10 * 3.342e-4 + 0.1
+    expected_bt = 1321.0789 / math.log(774.8853 / radiance + 1)
+    assert scene.brightness_temperature(10)[300, 400] == pytest.approx(expected_bt, rel=1e-5)
+    with pytest.raises(ValueError):
+        scene.toa(10)
+
+
+def test_collections_agree_on_masks(scenes):
+    c1, c2 = (open_scene(p) for p in scenes)
+    assert (c1.collection, c2.collection) == (1, 2)
+    assert c1.quality_path.name.endswith("_BQA.TIF") and c2.quality_path.name.endswith("_QA_PIXEL.TIF")
+    np.testing.assert_array_equal(c1.fill(), c2.fill())
+    np.testing.assert_array_equal(c1.cfmask_cloud(), c2.cfmask_cloud())
+    np.testing.assert_array_equal(c1.toa(4), c2.toa(4))
+    assert 0.05 < c1.fill().mean() < 0.6
+    assert np.all(c1.read_dn(2)[c1.fill()] == 0) and np.all(c1.read_dn(2)[~c1.fill()] > 0)
+    assert c1.crs == c2.crs and c1.crs.to_epsg() == 32631
+
+
+def test_window_reads_match_whole(scenes):
+    scene = open_scene(scenes[0], "biome")
+    window = Window(7, 13, 40, 21)
+    rows, cols = window.toslices()
+    np.testing.assert_array_equal(scene.toa(5, window), scene.toa(5)[rows, cols])
+    np.testing.assert_array_equal(scene.cloud_mask(window), scene.cloud_mask()[rows, cols])
+    np.testing.assert_array_equal(scene.cfmask_cloud(window), scene.cfmask_cloud()[rows, cols])
+
+
+def test_biome_and_38cloud_labels(scenes):
+    biome = open_scene(scenes[0], "biome")
+    gt38 = open_scene(scenes[0], "38c")
+    mask = biome.cloud_mask()
+    assert set(np.unique(mask)) <= {0, 64, 128, 192, 255}
+    labels = biome.labels()
+    assert np.all(labels[mask == 0] == 0.5)
+    assert np.all(labels[(mask == 255) | (mask == 192)] == 1)
+    np.testing.assert_array_equal(biome.invalid(), mask == 0)
+    np.testing.assert_array_equal(gt38.cloud(), biome.cloud())
+    assert open_scene(scenes[0]).labels() is None
+
+
+def test_bad_inputs(scenes, tmp_path):
+    broken = tmp_path / scenes[0].name
+    shutil.copytree(scenes[0], broken)
+    (broken / f"{broken.name}_fixedmask.img").unlink()
+    with pytest.raises(InputError, match="fixedmask.img"):
+        open_scene(broken, "biome")
+    (broken / f"{broken.name}_B6.TIF").unlink()
+    with pytest.raises(InputError, match="_B6.TIF"):
+        open_scene(broken)
+    with pytest.raises(InputError, match="unknown type of product"):
+        open_scene(scenes[0], "sentinel2")
+    truncated = tmp_path / "t" / scenes[1].name
+    shutil.copytree(scenes[1], truncated)
+    band = truncated / f"{truncated.name}_B4.TIF"
+    band.write_bytes(band.read_bytes()[: band.stat().st_size // 2])
+    with pytest.raises(InputError, match="_B4.TIF"):
+        open_scene(truncated).toa(4)
