@@ -102,14 +102,28 @@ def box_downscale(x: np.ndarray, kernel: np.ndarray, rows_out: int, cols_out: in
 
 @dataclass
 class Downscaled:
-    """The 90 m rasters of a scene: Proba-V bands, invalid fraction and (optionally) labels."""
+    """The 90 m rasters of a scene in one (n, H90, W90) float32 stack: the four Proba-V bands (TOA),
+    the invalid fraction and, for labelled scenes, the cloud fraction and its invalid weight."""
 
-    bands: np.ndarray              # (4, H90, W90) float32 TOA reflectance
-    invalid_fraction: np.ndarray   # (H90, W90) float32 in [0, 1]
-    labels: np.ndarray | None      # (H90, W90) float32 cloud fraction
-    labels_invalid: np.ndarray | None
+    layers: np.ndarray
     transform: Affine
     crs: CRS
+
+    @property
+    def bands(self) -> np.ndarray:
+        return self.layers[:4]
+
+    @property
+    def invalid_fraction(self) -> np.ndarray:
+        return self.layers[4]
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        return self.layers[5] if len(self.layers) > 5 else None
+
+    @property
+    def labels_invalid(self) -> np.ndarray | None:
+        return self.layers[6] if len(self.layers) > 6 else None
 
 
 def _padded_rows(read, row0: int, row1: int, pad: int, n_rows: int, mode: str, **pad_kw) -> np.ndarray:
@@ -121,8 +135,9 @@ def _padded_rows(read, row0: int, row1: int, pad: int, n_rows: int, mode: str, *
     return np.pad(block, widths, mode=mode, **pad_kw)
 
 
-def _downscale_rows(scene: Landsat8Scene, out_row0: int, out_row1: int, kernels: dict, has_labels: bool) -> tuple:
-    """Compute rows [out_row0, out_row1) of every 90 m raster of a scene."""
+def _downscale_rows(scene: Landsat8Scene, out_row0: int, out_row1: int, kernels: dict,
+                    has_labels: bool) -> np.ndarray:
+    """Rows [out_row0, out_row1) of every 90 m layer of a scene, stacked as in :class:`Downscaled`."""
     n_rows, n_cols = scene.shape
     cols_out = -(-n_cols // STRIDE)
     rows_out = out_row1 - out_row0
@@ -160,19 +175,20 @@ def _downscale_rows(scene: Landsat8Scene, out_row0: int, out_row1: int, kernels:
     inv_padded = _padded_rows(read_inv, row0, row1 + extra, 1, n_rows, "constant", constant_values=1.0)
     invalid_fraction = box_downscale(inv_padded, INVALID_KERNEL / INVALID_KERNEL.sum(), rows_out, cols_out)
 
-    labels = labels_invalid = None
-    if has_labels:
-        def read_labels(start, stop):
-            return scene.labels(window(start, stop))
+    if not has_labels:
+        return np.concatenate([bands, invalid_fraction[None]])
 
-        lab_padded = _padded_rows(read_labels, row0, row1 + extra, 1, n_rows, "constant", constant_values=0.5)
-        labels = box_downscale(lab_padded, INVALID_KERNEL / INVALID_KERNEL.sum(), rows_out, cols_out)
-        lab_inv = ((lab_padded == 0.5) | (inv_padded > 0)).astype(np.float32)
-        labels_invalid = box_downscale(lab_inv, INVALID_KERNEL, rows_out, cols_out)
-    return bands, invalid_fraction, labels, labels_invalid
+    def read_labels(start, stop):
+        return scene.labels(window(start, stop))
+
+    lab_padded = _padded_rows(read_labels, row0, row1 + extra, 1, n_rows, "constant", constant_values=0.5)
+    labels = box_downscale(lab_padded, INVALID_KERNEL / INVALID_KERNEL.sum(), rows_out, cols_out)
+    lab_inv = ((lab_padded == 0.5) | (inv_padded > 0)).astype(np.float32)
+    labels_invalid = box_downscale(lab_inv, INVALID_KERNEL, rows_out, cols_out)
+    return np.concatenate([bands, invalid_fraction[None], labels[None], labels_invalid[None]])
 
 
-def downscale_scene(scene: Landsat8Scene, window_rows: int = 256, workers: int = 2,
+def downscale_scene(scene: Landsat8Scene, window_rows: int = 128, workers: int = 2,
                     progress: bool = True) -> Downscaled:
     """The 90 m Proba-V-like rasters of a scene, computed in windows of ``window_rows`` output rows."""
     if window_rows < 3:
@@ -181,10 +197,7 @@ def downscale_scene(scene: Landsat8Scene, window_rows: int = 256, workers: int =
     rows90, cols90 = -(-n_rows // STRIDE), -(-n_cols // STRIDE)
     kernels = {name: psf_kernel_1d(sigma) for name, sigma in PSF_SIGMA_M.items()}
     has_labels = scene.labels(Window(0, 0, n_cols, 1)) is not None
-    bands = np.empty((len(PV_BANDS), rows90, cols90), np.float32)
-    invalid_fraction = np.empty((rows90, cols90), np.float32)
-    labels = np.empty((rows90, cols90), np.float32) if has_labels else None
-    labels_invalid = np.empty((rows90, cols90), np.float32) if has_labels else None
+    layers = np.empty((7 if has_labels else 5, rows90, cols90), np.float32)
 
     starts = list(range(0, rows90, window_rows))
     # A last window with fewer than 3 output rows cannot reflect-pad its halo: merge it into the previous one.
@@ -198,16 +211,11 @@ def downscale_scene(scene: Landsat8Scene, window_rows: int = 256, workers: int =
     # Parallelism comes from the window threads: BLAS's own threads would oversubscribe the cores.
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         results = pool.map(work, bounds)
-        for (r0, r1), (b, inv, lab, lab_inv) in tqdm(results, total=len(bounds), disable=not progress,
-                                                      desc=f"PSF {scene.scene_id}", unit="window"):
-            bands[:, r0:r1] = b
-            invalid_fraction[r0:r1] = inv
-            if has_labels:
-                labels[r0:r1] = lab
-                labels_invalid[r0:r1] = lab_inv
+        for (r0, r1), rows in tqdm(results, total=len(bounds), disable=not progress,
+                                   desc=f"PSF {scene.scene_id}", unit="window"):
+            layers[:, r0:r1] = rows
 
-    transform = scene.transform @ Affine.scale(STRIDE)
-    return Downscaled(bands, invalid_fraction, labels, labels_invalid, transform, scene.crs)
+    return Downscaled(layers, scene.transform @ Affine.scale(STRIDE), scene.crs)
 
 
 def pv_grid(downscaled: Downscaled, resolution: str) -> tuple[Affine, int, int]:
@@ -246,10 +254,7 @@ class ProbaVLike:
 def to_probav_grid(downscaled: Downscaled, resolution: str = "333M", threads: int = 2) -> ProbaVLike:
     """Reproject the 90 m rasters to the Proba-V grid of ``resolution`` with Lanczos resampling."""
     dst_transform, width, height = pv_grid(downscaled, resolution)
-    layers = [downscaled.bands, downscaled.invalid_fraction[None]]
-    if downscaled.labels is not None:
-        layers += [downscaled.labels[None], downscaled.labels_invalid[None]]
-    warped = _reproject(np.concatenate(layers), downscaled, dst_transform, (height, width), threads)
+    warped = _reproject(downscaled.layers, downscaled, dst_transform, (height, width), threads)
     toa, inv = warped[:4], warped[4]
     invalid = (inv > INVALID_THRESHOLD) | (inv == -1.0)
     clouds = None
@@ -297,7 +302,7 @@ def output_name(scene_id: str, resolution: str) -> str:
 
 
 def convert_scene(l8img: str | os.PathLike, outfolder: str | os.PathLike, resolution: str = "333M",
-                  type_product: str = "landsat8", window_rows: int = 256, workers: int = 2,
+                  type_product: str = "landsat8", window_rows: int = 128, workers: int = 2,
                   progress: bool = True) -> Path:
     """Convert a Landsat-8 scene folder into ``<outfolder>/<scene ID>_<resolution>.HDF5``, written atomically."""
     if resolution not in RESOLUTION_STEPS:
