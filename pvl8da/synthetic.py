@@ -172,11 +172,11 @@ class World:
         xs, ys = warp_transform(WGS84, self.crs, [self.lon], [self.lat])
         self.origin = (xs[0], ys[0])
         rng = np.random.default_rng(self.seed)
-        self._terrain = _Field(rng, (1500, 40000))
-        self._moisture = _Field(rng, (800, 20000))
-        self._urban = _Field(rng, (600, 8000))
-        self._cloud = _Field(rng, (900, 30000), slope=1.1)
-        self._thin = _Field(rng, (600, 15000))
+        self._terrain = _Field(rng, (1000, 20000))
+        self._moisture = _Field(rng, (600, 10000))
+        self._urban = _Field(rng, (500, 5000))
+        self._cloud = _Field(rng, (700, 12000))
+        self._thin = _Field(rng, (500, 8000))
         self._texture = _Field(rng, (90, 1200), slope=0.3)
         self._noise = _Field(rng, (300, 5000), slope=0.5)
         mix = BIOMES[self.biome]
@@ -214,10 +214,12 @@ def _sample_grid(world: World, transform: Affine, crs: CRS, shape: tuple[int, in
                  step: int) -> Sample:
     """Sample the world at the pixel centres of a raster, evaluating fields every ``step`` pixels."""
     height, width = shape
-    rows = np.arange(0, height + step, step, dtype=np.float64)
-    cols = np.arange(0, width + step, step, dtype=np.float64)
+    # With step > 1 the coarse grid reaches one step past the last pixel, for interpolation.
+    reach = step if step > 1 else 0
+    rows = np.arange(0, height + reach, step, dtype=np.float64)
+    cols = np.arange(0, width + reach, step, dtype=np.float64)
     cc, rr = np.meshgrid(cols + 0.5, rows + 0.5)
-    x, y = transform * (cc, rr)
+    x, y = transform @ (cc, rr)
     if crs != world.crs:
         x, y = (np.asarray(v).reshape(cc.shape) for v in warp_transform(crs, world.crs, x.ravel(), y.ravel()))
     if step > 1:
@@ -230,18 +232,18 @@ def _sample_grid(world: World, transform: Affine, crs: CRS, shape: tuple[int, in
 
 def _sample_utm(world: World, transform: Affine, shape: tuple[int, int], when: dt.datetime, step: int) -> Sample:
     """Sample a north-up raster in the world's own CRS: fields on a coarse grid, bilinearly zoomed."""
+    if step == 1:
+        return _sample_grid(world, transform, world.crs, shape, when, 1)
     height, width = shape
     rows, cols = -(-height // step) + 1, -(-width // step) + 1
-    coarse = _sample_grid(world, transform * Affine.scale(step), world.crs, (rows, cols), when, 1)
-    if step == 1:
-        return coarse
+    coarse = _sample_grid(world, transform @ Affine.scale(step), world.crs, (rows, cols), when, 1)
 
     def up(a: np.ndarray, order: int) -> np.ndarray:
         z = zoom(a, step, order=order, grid_mode=True, mode="nearest")
         return z[:height, :width]
 
     fine_texture = _Field(np.random.default_rng(world.seed + 7), (60, 240), n_waves=12, slope=0.2)
-    x0, y0 = transform * (0.5, 0.5)
+    x0, y0 = transform @ (0.5, 0.5)
     xs = x0 + transform.a * np.arange(width, dtype=np.float32)
     ys = y0 + transform.e * np.arange(height, dtype=np.float32)
     texture = up(coarse.texture, 1) + 0.5 * fine_texture(xs[None, :] - world.origin[0],
@@ -272,7 +274,7 @@ def _write_tif(path: Path, data: np.ndarray, crs: CRS, transform: Affine, **prof
 def _corner_lat_lon(crs: CRS, transform: Affine, shape: tuple[int, int]) -> dict:
     height, width = shape
     corners = {"UL": (0, 0), "UR": (width, 0), "LL": (0, height), "LR": (width, height)}
-    xs, ys = zip(*(transform * c for c in corners.values()))
+    xs, ys = zip(*(transform @ c for c in corners.values()))
     lons, lats = warp_transform(crs, WGS84, list(xs), list(ys))
     return {name: (lats[i], lons[i], xs[i], ys[i]) for i, name in enumerate(corners)}
 
@@ -426,7 +428,7 @@ def write_landsat8_scene(dest_dir: str | os.PathLike, shape: tuple[int, int] = (
             pan = np.clip(np.round((pan_rho * sin_e - REFLECTANCE_ADD) / REFLECTANCE_MULT), 1, 65535)
             pan = np.repeat(np.repeat(pan.astype(np.uint16), 2, axis=0), 2, axis=1)
             pan[np.repeat(np.repeat(fill, 2, axis=0), 2, axis=1)] = 0
-            _write_tif(folder / f"{scene_id}_B8.TIF", pan, crs, transform * Affine.scale(0.5), **profile)
+            _write_tif(folder / f"{scene_id}_B8.TIF", pan, crs, transform @ Affine.scale(0.5), **profile)
         temperature = sample.temperature()
         for band, (k1, k2) in THERMAL_K.items():
             t = temperature - (1.5 if band == 11 else 0.0)
