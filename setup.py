@@ -15,6 +15,7 @@ setup(
         "luigi",
         "tqdm",
         "threadpoolctl",
+        "tensorboard",
         "matplotlib",
         "keras>=3",
     ],

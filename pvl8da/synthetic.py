@@ -147,9 +147,11 @@ class Sample:
         return out
 
     def operational_cloud(self, threshold: float) -> np.ndarray:
-        """An imperfect operational cloud flag: misses the thinnest clouds, flags some bright snow."""
-        cloud = self.opacity + 0.15 * self.detector_noise > threshold
-        return cloud | ((self.surface == SNOW) & (self.detector_noise > 1.3))
+        """An imperfect operational cloud flag, as the real ones are: its errors follow a smooth noise field,
+        so it misses thin clouds and flags bright snow and urban surfaces in patches."""
+        cloud = self.opacity + 0.25 * self.detector_noise > threshold
+        bright = (self.surface == SNOW) | (self.surface == URBAN)
+        return cloud | (bright & (self.detector_noise > 0.8))
 
 
 @dataclass

@@ -1,0 +1,78 @@
+"""Batches from the split HDF5 files written by PrepareBiomePatches (scaled, optionally augmented)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from pvl8da.errors import InputError
+from pvl8da.fcd.scenes import scale_dn
+from pvl8da.landsat8 import BIOME_FILL, BIOME_THIN
+
+IN_MEMORY_BYTES = 2 << 30
+
+
+class PatchData:
+    """Random-access patches of one split: held in memory when small, read by index from HDF5 otherwise.
+
+    ``targets`` optionally replaces the pixel cloud targets (e.g. pseudo masks, (N, P, P) 0/1).
+    """
+
+    def __init__(self, path: str | Path, targets: np.ndarray | None = None):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: patch file not found")
+        self._file = h5py.File(self.path, "r")
+        self.labels = self._file["labels"][:].astype(np.float32)
+        self.scene_ids = self._file["scene_ids"].asstr()[:]
+        self.patch_size = int(self._file.attrs["patch_size"])
+        self._patches = self._file["patches"]
+        self._masks = self._file["masks"]
+        if self._patches.size * 2 <= IN_MEMORY_BYTES:
+            self._patches, self._masks = self._patches[:], self._masks[:]
+        if targets is not None and len(targets) != len(self):
+            raise InputError(f"{self.path}: {len(targets)} targets for {len(self)} patches")
+        self.targets = targets
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def batch(self, index: np.ndarray, rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+        """``x`` (B, P, P, 10) in [−1, 1], ``label`` (B, 1), ``cloud`` and ``valid`` (B, P, P, 1) float32;
+        a random flip/rot90 per sample when ``rng`` is given."""
+        index = np.asarray(index)
+        order = np.argsort(index)
+        sorted_idx = index[order]
+        unique, inverse = np.unique(sorted_idx, return_inverse=True)
+        dn = self._patches[unique][inverse]
+        masks = self._masks[unique][inverse]
+        back = np.argsort(order)
+        dn, masks = dn[back], masks[back]
+        cloud = masks >= BIOME_THIN if self.targets is None else self.targets[index].astype(bool)
+        out = {
+            "x": scale_dn(dn),
+            "label": self.labels[index][:, None],
+            "cloud": cloud[..., None].astype(np.float32),
+            "valid": (masks != BIOME_FILL)[..., None].astype(np.float32),
+        }
+        if rng is not None:
+            for i in range(len(index)):
+                k, flip = int(rng.integers(4)), bool(rng.integers(2))
+                for key in ("x", "cloud", "valid"):
+                    a = np.rot90(out[key][i], k)
+                    out[key][i] = a[:, ::-1] if flip else a
+        return out
+
+    def sample(self, batch_size: int, rng: np.random.Generator, augment: bool = True) -> dict[str, np.ndarray]:
+        """A uniformly drawn batch."""
+        return self.batch(rng.integers(0, len(self), batch_size), rng if augment else None)
+
+    def iter_batches(self, batch_size: int, limit: int | None = None):
+        """Consecutive batches over the first ``limit`` patches (all by default), not augmented."""
+        n = len(self) if limit is None else min(limit, len(self))
+        for s in range(0, n, batch_size):
+            yield self.batch(np.arange(s, min(s + batch_size, n)))

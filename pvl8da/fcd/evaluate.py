@@ -1,0 +1,139 @@
+"""EvaluateBiome: whole test scenes, every method against the manual Biome masks; table, CSV and figure."""
+from __future__ import annotations
+
+import csv
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import rasterio  # noqa: E402
+
+from pvl8da.atomic import atomic_dir  # noqa: E402
+from pvl8da.errors import InputError  # noqa: E402
+from pvl8da.fcd.io import save_json_atomic  # noqa: E402
+from pvl8da.fcd.metrics import SCORE_NAMES, Confusion, confusion, scores  # noqa: E402
+from pvl8da.fcd.patches import ASSIGNMENT, read_assignment  # noqa: E402
+from pvl8da.fcd.scenes import valid_pixels  # noqa: E402
+from pvl8da.fcd.tiling import predict_tiled, scene_reader  # noqa: E402
+from pvl8da.fcd.train_unet import cloud_probability, load_unet  # noqa: E402
+from pvl8da.landsat8 import BIOME_THIN, open_scene  # noqa: E402
+from pvl8da.plots.common import save_figure, stretch  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+QUALITY_FLAG = "Quality-band cloud flag"
+FCD = "FCD"
+
+
+def _read_fcd_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    if not path.is_file():
+        raise InputError(f"{path}: FCD whole-scene mask missing")
+    with rasterio.open(path) as src:
+        data = src.read(1)
+    if data.shape != shape:
+        raise InputError(f"{path}: mask size {data.shape} differs from the scene's {shape}")
+    return data == 1
+
+
+def predict_scene(scene, fcd_masks_dir: Path, unets: dict, tile: int) -> dict[str, np.ndarray]:
+    """Boolean cloud masks of every method for one scene."""
+    preds = {QUALITY_FLAG: scene.cfmask_cloud(), FCD: _read_fcd_mask(fcd_masks_dir / "scenes" / f"{scene.scene_id}_fcd.tif", scene.shape)}
+    reader = scene_reader(scene)
+    for name, model in unets.items():
+        prob = predict_tiled(lambda x, m=model: cloud_probability(m, x)[0], reader, scene.shape, tile, 32, 32)
+        preds[name] = prob >= 0.5
+    return preds
+
+
+def _rows(level: str, name: str, biome: str, per_method: dict[str, Confusion]) -> list[dict]:
+    return [{"level": level, "name": name, "biome": biome, "method": m, **scores(c), "pixels": c.total}
+            for m, c in per_method.items()]
+
+
+def markdown_table(rows: list[dict], methods: list[str]) -> str:
+    """Overall scores per method, then mean F1 per biome and method."""
+    overall = {r["method"]: r for r in rows if r["level"] == "overall"}
+    lines = ["| Method | Accuracy | F1 clear | F1 cloud | mean F1 | IoU clear | IoU cloud | mean IoU |",
+             "|---|---|---|---|---|---|---|---|"]
+    for m in methods:
+        r = overall[m]
+        lines.append(f"| {m} | " + " | ".join(f"{100 * r[k]:.2f}" for k in SCORE_NAMES) + " |")
+    biomes = sorted({r["biome"] for r in rows if r["level"] == "biome"})
+    by = {(r["biome"], r["method"]): r for r in rows if r["level"] == "biome"}
+    lines += ["", "Accuracy / mean F1 (%) per biome:", "",
+              "| Biome | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for b in biomes:
+        cells = [f"{100 * by[b, m]['accuracy']:.1f} / {100 * by[b, m]['f1_mean']:.1f}" for m in methods]
+        lines.append(f"| {b} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def example_figure(examples: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, dict]], methods: list[str],
+                   path: Path) -> None:
+    """Rows of example scenes: RGB, ground truth, then each method's mask (white cloud, grey no data)."""
+    ncol = 2 + len(methods)
+    fig, axes = plt.subplots(len(examples), ncol, figsize=(2.2 * ncol, 2.3 * len(examples)), squeeze=False)
+    for row, (sid, rgb, truth, valid, preds) in zip(axes, examples):
+        panels = [("RGB", stretch(rgb, valid)), ("Ground truth", truth)] + [(m, preds[m]) for m in methods]
+        for ax, (title, img) in zip(row, panels):
+            if img.ndim == 2:
+                img = np.where(valid, img.astype(np.float32), 0.5)
+                ax.imshow(img, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            else:
+                ax.imshow(img)
+            ax.set_title(title, fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        row[0].set_ylabel(sid, fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def evaluate_biome(patch_dir: str | Path, fcd_masks_dir: str | Path, unet_dirs: dict[str, str | Path],
+                   out_dir: str | Path, tile: int = 1024, n_examples: int = 3) -> dict:
+    """Score every method on the test scenes; writes ``metrics.csv``, ``table.md``, ``summary.json``
+    and ``examples.png`` into ``out_dir`` atomically and returns the overall scores per method."""
+    patch_dir, fcd_masks_dir = Path(patch_dir), Path(fcd_masks_dir)
+    tests = [r for r in read_assignment(patch_dir / ASSIGNMENT) if r["split"] == "test"]
+    if not tests:
+        raise InputError(f"{patch_dir / ASSIGNMENT}: no test scene")
+    unets = {name: load_unet(d) for name, d in unet_dirs.items()}
+    methods = [FCD, *unets, QUALITY_FLAG]
+    rows, by_biome, overall = [], defaultdict(lambda: defaultdict(Confusion)), defaultdict(Confusion)
+    examples = []
+    for r in tests:
+        scene = open_scene(r["folder"], type_product="biome")
+        mask = scene.cloud_mask()
+        valid = valid_pixels(scene, mask)
+        truth = mask >= BIOME_THIN
+        preds = predict_scene(scene, fcd_masks_dir, unets, tile)
+        per = {m: confusion(preds[m], truth, valid) for m in methods}
+        rows += _rows("scene", scene.scene_id, r["biome"], per)
+        for m, c in per.items():
+            by_biome[r["biome"]][m] += c
+            overall[m] += c
+        if len(examples) < n_examples:
+            step = max(1, int(np.ceil(max(scene.shape) / 400)))
+            rgb = np.stack([scene.read_dn(b)[::step, ::step] for b in (4, 3, 2)], -1)
+            examples.append((scene.scene_id, rgb, truth[::step, ::step], valid[::step, ::step],
+                             {m: p[::step, ::step] for m, p in preds.items()}))
+        log.info("%s: %s", scene.scene_id, {m: round(scores(c)["accuracy"], 4) for m, c in per.items()})
+    for b in sorted(by_biome):
+        rows += _rows("biome", b, b, by_biome[b])
+    rows += _rows("overall", "all", "all", overall)
+    summary = {m: scores(overall[m]) for m in methods}
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        with open(tmp / "metrics.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, ["level", "name", "biome", "method", *SCORE_NAMES, "pixels"])
+            writer.writeheader()
+            writer.writerows(rows)
+        (tmp / "table.md").write_text(markdown_table(rows, methods))
+        save_json_atomic(summary, tmp / "summary.json")
+        example_figure(examples, methods, tmp / "examples.png")
+    return summary

@@ -1,0 +1,226 @@
+"""TrainFCD: the Fixed-Point GAN (WGAN-GP, n_critic, linear decay), validation F1, TensorBoard, resume."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from pvl8da.fcd import losses, tensorboard
+from pvl8da.fcd.data import PatchData
+from pvl8da.fcd.io import load_json, save_json_atomic, save_weights_atomic
+from pvl8da.fcd.metrics import best_threshold
+from pvl8da.fcd.models import build_discriminator, build_generator
+from pvl8da.fcd.scenes import RGB
+
+log = logging.getLogger(__name__)
+
+BEST = "generator_best.weights.h5"
+FINAL = "generator_final.weights.h5"
+DONE = "done.json"
+CONFIG = "config.json"
+
+
+@dataclass
+class GANConfig:
+    """Hyper-parameters; the defaults are the paper's (SPEC §7)."""
+
+    iterations: int = 200_000
+    decay_start: int | None = None  # default: iterations // 2
+    batch_size: int = 16
+    n_critic: int = 5
+    lr: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    width: int = 64
+    n_res: int = 6
+    d_width: int = 64
+    d_layers: int = 6
+    val_every: int = 1000
+    val_patches: int = 1024
+    checkpoint_every: int = 1000
+    log_every: int = 100
+    seed: int = 0
+    augment: bool = True
+    weights: dict = field(default_factory=lambda: asdict(losses.GANWeights()))
+
+
+def linear_decay(step: int, total: int, decay_start: int, lr0: float) -> float:
+    """Constant ``lr0`` until ``decay_start``, then linearly down to 0 at ``total``."""
+    if step < decay_start:
+        return lr0
+    return lr0 * max(0.0, (total - step) / max(1, total - decay_start))
+
+
+def cloud_map(generator: keras.Model, x: np.ndarray | tf.Tensor) -> tf.Tensor:
+    """FCD cloud map: mean over bands of |G(x, clear) − x| / 2, shape (B, H, W)."""
+    x = tf.convert_to_tensor(x, tf.float32)
+    clear = tf.zeros((tf.shape(x)[0], 1), tf.float32)
+    return tf.reduce_mean(tf.abs(generator([x, clear]) - x), axis=-1) / 2.0
+
+
+def load_generator(run_dir: str | Path, best: bool = True) -> keras.Model:
+    """The trained generator of a TrainFCD folder (best validation checkpoint by default)."""
+    run_dir = Path(run_dir)
+    cfg = load_json(run_dir / CONFIG)
+    g = build_generator(cfg["width"], cfg["n_res"])
+    path = run_dir / (BEST if best and (run_dir / BEST).is_file() else FINAL)
+    g.load_weights(path)
+    return g
+
+
+class FCDTrainer:
+    """Holds the networks, optimisers and checkpoint of one training folder."""
+
+    def __init__(self, cfg: GANConfig, out_dir: Path, image_size: int):
+        self.cfg, self.out_dir = cfg, out_dir
+        self.w = losses.GANWeights(**cfg.weights)
+        keras.utils.set_random_seed(cfg.seed)
+        self.G = build_generator(cfg.width, cfg.n_res)
+        self.D = build_discriminator(image_size, cfg.d_width, cfg.d_layers)
+        self.opt_g = keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta1, beta_2=cfg.beta2)
+        self.opt_d = keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta1, beta_2=cfg.beta2)
+        self.opt_g.build(self.G.trainable_variables)
+        self.opt_d.build(self.D.trainable_variables)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.best_f1 = tf.Variable(-1.0, dtype=tf.float64, trainable=False)
+        ckpt = tf.train.Checkpoint(generator=self.G, discriminator=self.D, opt_g=self.opt_g,
+                                   opt_d=self.opt_d, step=self.step, best_f1=self.best_f1)
+        self.manager = tf.train.CheckpointManager(ckpt, str(out_dir / "checkpoints"), max_to_keep=2)
+        if self.manager.latest_checkpoint:
+            ckpt.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            log.info("resumed from %s at step %d", self.manager.latest_checkpoint, int(self.step))
+
+    @tf.function
+    def d_step(self, x, c):
+        """One critic update; returns its loss terms."""
+        fake = self.G([x, 1.0 - c])
+        alpha = tf.random.uniform((tf.shape(x)[0], 1, 1, 1))
+        with tf.GradientTape() as tape:
+            real_src, real_cls = self.D(x)
+            fake_src, _ = self.D(fake)
+            gp = losses.gradient_penalty(lambda z: self.D(z)[0], x, fake, alpha)
+            terms = losses.discriminator_total(real_src, fake_src, real_cls, c, gp, self.w)
+        grads = tape.gradient(terms["total"], self.D.trainable_variables)
+        self.opt_d.apply_gradients(zip(grads, self.D.trainable_variables))
+        return terms
+
+    @tf.function
+    def g_step(self, x, c):
+        """One generator update (cross-domain and same-domain terms); returns its loss terms."""
+        t = 1.0 - c
+        with tf.GradientTape() as tape:
+            fake = self.G([x, t])
+            fake_src, fake_cls = self.D(fake)
+            same = self.G([x, c])
+            same_src, same_cls = self.D(same)
+            terms = losses.generator_total(x, t, c, fake_src, fake_cls, same, same_src, same_cls,
+                                           self.G([fake, c]), self.G([same, c]), self.w)
+        grads = tape.gradient(terms["total"], self.G.trainable_variables)
+        self.opt_g.apply_gradients(zip(grads, self.G.trainable_variables))
+        return terms
+
+    def set_lr(self, step: int) -> float:
+        cfg = self.cfg
+        start = cfg.iterations // 2 if cfg.decay_start is None else cfg.decay_start
+        lr = linear_decay(step, cfg.iterations, start, cfg.lr)
+        self.opt_g.learning_rate.assign(lr)
+        self.opt_d.learning_rate.assign(lr)
+        return lr
+
+
+def validation_f1(generator: keras.Model, val: PatchData, limit: int, batch_size: int = 32) -> float:
+    """Best pixel F1 over thresholds of the cloud map on the first ``limit`` validation patches."""
+    values, truth = [], []
+    for b in val.iter_batches(batch_size, limit):
+        d = cloud_map(generator, b["x"]).numpy()
+        valid = b["valid"][..., 0] > 0
+        values.append(d[valid])
+        truth.append(b["cloud"][..., 0][valid] > 0)
+    truth_all = np.concatenate(truth)
+    if not truth_all.any():
+        return float("nan")
+    return best_threshold(np.concatenate(values), truth_all)[1]
+
+
+def _rgb_for_display(x: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    """RGB of ``x`` and of images in the same units, stretched with the 2–98 % range of ``x``."""
+    rgb = x[..., list(RGB)]
+    lo, hi = np.percentile(rgb, [2, 98])
+    return [np.clip((a[..., list(RGB)] - lo) / max(hi - lo, 1e-6), 0, 1) for a in (x, *others)]
+
+
+def write_samples(writer, generator: keras.Model, x: np.ndarray, step: int) -> None:
+    """TensorBoard images: inputs, translations to clear and to cloudy, and the clear difference map."""
+    n = len(x)
+    to_clear = generator([x, np.zeros((n, 1), np.float32)]).numpy()
+    to_cloudy = generator([x, np.ones((n, 1), np.float32)]).numpy()
+    diff = np.mean(np.abs(to_clear - x), axis=-1, keepdims=True) / 2.0
+    rgb_x, rgb_clear, rgb_cloudy = _rgb_for_display(x, to_clear, to_cloudy)
+    with writer.as_default():
+        tensorboard.images("samples/input", rgb_x, step)
+        tensorboard.images("samples/to_clear", rgb_clear, step)
+        tensorboard.images("samples/to_cloudy", rgb_cloudy, step)
+        tensorboard.images("samples/difference", diff / max(float(diff.max()), 1e-6), step)
+
+
+def train_fcd(train_h5: str | Path, val_h5: str | Path, out_dir: str | Path, cfg: GANConfig,
+              progress: bool = True) -> dict:
+    """Train (or resume) the Fixed-Point GAN in ``out_dir``; writes ``generator_best/final.weights.h5``,
+    ``config.json`` and finally ``done.json`` (atomically) and returns its summary."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_json_atomic(asdict(cfg), out_dir / CONFIG)
+    train, val = PatchData(train_h5), PatchData(val_h5)
+    trainer = FCDTrainer(cfg, out_dir, train.patch_size)
+    writer = tf.summary.create_file_writer(str(out_dir / "tensorboard"))
+    sample_x = val.batch(np.arange(min(4, len(val))))["x"] if len(val) else train.batch(np.arange(4))["x"]
+    start = int(trainer.step)
+    t0, terms = time.perf_counter(), {}
+    bar = tqdm(total=cfg.iterations, initial=start, disable=not progress, desc="TrainFCD", unit="it")
+    for step in range(start, cfg.iterations):
+        rng = np.random.default_rng([cfg.seed, step])
+        lr = trainer.set_lr(step)
+        b = train.sample(cfg.batch_size, rng, cfg.augment)
+        x, c = tf.constant(b["x"]), tf.constant(b["label"])
+        terms.update(trainer.d_step(x, c))
+        if (step + 1) % cfg.n_critic == 0:
+            terms.update(trainer.g_step(x, c))
+        trainer.step.assign(step + 1)
+        bar.update(1)
+        done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.iterations:
+            with writer.as_default():
+                tensorboard.scalar("lr", lr, done)
+                for k, v in terms.items():
+                    if k != "total":
+                        tensorboard.scalar(f"loss/{k}", float(v), done)
+            bar.set_postfix(d=float(terms["d_adv"]), g=float(terms.get("g_adv", np.nan)))
+        if len(val) and (done % cfg.val_every == 0 or done == cfg.iterations):
+            f1 = validation_f1(trainer.G, val, cfg.val_patches)
+            with writer.as_default():
+                tensorboard.scalar("val/f1", f1, done)
+            write_samples(writer, trainer.G, sample_x, done)
+            if f1 > float(trainer.best_f1):
+                trainer.best_f1.assign(f1)
+                save_weights_atomic(trainer.G, out_dir / BEST)
+                log.info("step %d: validation F1 %.4f (best)", done, f1)
+        if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
+            trainer.manager.save(checkpoint_number=done)
+    bar.close()
+    elapsed = time.perf_counter() - t0
+    writer.flush()
+    save_weights_atomic(trainer.G, out_dir / FINAL)
+    if not (out_dir / BEST).is_file():
+        save_weights_atomic(trainer.G, out_dir / BEST)
+    train.close()
+    val.close()
+    summary = {"iterations": cfg.iterations, "best_val_f1": float(trainer.best_f1),
+               "resumed_at": start, "steps_per_second": (cfg.iterations - start) / max(elapsed, 1e-9)}
+    save_json_atomic(summary, out_dir / DONE)
+    return summary

@@ -1,0 +1,168 @@
+"""FCD+ (pseudo masks), FCD+ fine-tuning (a fraction of real masks, frozen encoder) and the fully
+supervised U-Net: one training loop with validation F1, best weights and resumption."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import h5py
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from pvl8da.errors import InputError
+from pvl8da.fcd import losses, tensorboard
+from pvl8da.fcd.data import PatchData
+from pvl8da.fcd.io import load_json, save_json_atomic, save_weights_atomic
+from pvl8da.fcd.metrics import confusion, scores
+from pvl8da.fcd.models import build_unet, set_encoder_trainable
+
+log = logging.getLogger(__name__)
+
+BEST = "model_best.weights.h5"
+FINAL = "model_final.weights.h5"
+DONE = "done.json"
+CONFIG = "config.json"
+
+
+@dataclass
+class UNetConfig:
+    """Hyper-parameters of the U-Net runs; ``keep_ratio``/``freeze_encoder``/``init_weights`` make a fine-tune."""
+
+    iterations: int = 50_000
+    batch_size: int = 64
+    lr: float = 1e-4
+    width: int = 64
+    blocks: list[int] = field(default_factory=lambda: [3, 4, 6, 3])
+    cls_weight: float = 1.0
+    keep_ratio: float = 1.0
+    freeze_encoder: bool = False
+    init_weights: str | None = None
+    val_every: int = 1000
+    val_patches: int = 2048
+    checkpoint_every: int = 1000
+    log_every: int = 100
+    seed: int = 0
+    augment: bool = True
+
+
+def load_unet(run_dir: str | Path, best: bool = True) -> keras.Model:
+    """The U-Net of a training folder (best validation weights by default)."""
+    run_dir = Path(run_dir)
+    cfg = load_json(run_dir / CONFIG)
+    model = build_unet(cfg["width"], cfg["blocks"])
+    model.load_weights(run_dir / (BEST if best and (run_dir / BEST).is_file() else FINAL))
+    return model
+
+
+def cloud_probability(model: keras.Model, x: np.ndarray | tf.Tensor) -> np.ndarray:
+    """Pixel cloud probability (B, H, W) of the U-Net."""
+    seg, _ = model(tf.convert_to_tensor(x, tf.float32), training=False)
+    return tf.sigmoid(seg[..., 0]).numpy()
+
+
+def kept_patches(n: int, keep_ratio: float, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded random ``keep_ratio`` share of ``n`` patches (at least one)."""
+    if not 0 < keep_ratio <= 1:
+        raise InputError(f"keep_ratio must lie in (0, 1], not {keep_ratio}")
+    k = max(1, int(round(n * keep_ratio)))
+    return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
+
+
+def validation_f1(model: keras.Model, val: PatchData, limit: int, batch_size: int = 32) -> float:
+    """Cloud F1 at probability 0.5 over valid pixels of the first ``limit`` validation patches."""
+    total = confusion(np.zeros(0, bool), np.zeros(0, bool))
+    for b in val.iter_batches(batch_size, limit):
+        p = cloud_probability(model, b["x"])
+        total = total + confusion(p >= 0.5, b["cloud"][..., 0] > 0, b["valid"][..., 0] > 0)
+    return scores(total)["f1_cloud"]
+
+
+def _train_step_fn(model: keras.Model, opt: keras.optimizers.Optimizer, cls_weight: float):
+    @tf.function
+    def step(x, cloud, valid, label):
+        with tf.GradientTape() as tape:
+            seg, cls = model(x, training=True)
+            pix = losses.masked_pixel_bce(seg, cloud, valid)
+            img = losses.classification_loss(cls, label)
+            total = pix + cls_weight * img
+        variables = model.trainable_variables
+        opt.apply_gradients(zip(tape.gradient(total, variables), variables))
+        return {"pixel_bce": pix, "cls_bce": img, "total": total}
+    return step
+
+
+def train_unet(train_h5: str | Path, val_h5: str | Path, out_dir: str | Path, cfg: UNetConfig,
+               targets_h5: str | Path | None = None, progress: bool = True) -> dict:
+    """Train (or resume) a U-Net in ``out_dir`` on the real masks of ``train_h5`` or on the ``cloud``
+    pseudo masks of ``targets_h5``; writes best/final weights, ``config.json`` and ``done.json``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_json_atomic(asdict(cfg), out_dir / CONFIG)
+    targets = None
+    if targets_h5 is not None:
+        with h5py.File(targets_h5, "r") as f:
+            targets = f["cloud"][:]
+    train, val = PatchData(train_h5, targets), PatchData(val_h5)
+    keep = kept_patches(len(train), cfg.keep_ratio, cfg.seed)
+    log.info("training on %d of %d patches", len(keep), len(train))
+    keras.utils.set_random_seed(cfg.seed)
+    model = build_unet(cfg.width, cfg.blocks)
+    if cfg.init_weights:
+        model.load_weights(cfg.init_weights)
+    set_encoder_trainable(model, not cfg.freeze_encoder)
+    opt = keras.optimizers.Adam(cfg.lr)
+    opt.build(model.trainable_variables)
+    step_var = tf.Variable(0, dtype=tf.int64, trainable=False)
+    best_f1 = tf.Variable(-1.0, dtype=tf.float64, trainable=False)
+    ckpt = tf.train.Checkpoint(model=model, opt=opt, step=step_var, best_f1=best_f1)
+    manager = tf.train.CheckpointManager(ckpt, str(out_dir / "checkpoints"), max_to_keep=2)
+    if manager.latest_checkpoint:
+        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        log.info("resumed from %s", manager.latest_checkpoint)
+    train_step = _train_step_fn(model, opt, cfg.cls_weight)
+    writer = tf.summary.create_file_writer(str(out_dir / "tensorboard"))
+    start = int(step_var)
+    if start == 0 and cfg.init_weights and len(val):
+        best_f1.assign(validation_f1(model, val, cfg.val_patches))
+        save_weights_atomic(model, out_dir / BEST)
+        log.info("initial weights: validation F1 %.4f", float(best_f1))
+    t0 = time.perf_counter()
+    bar = tqdm(total=cfg.iterations, initial=start, disable=not progress, desc=out_dir.name, unit="it")
+    for step in range(start, cfg.iterations):
+        rng = np.random.default_rng([cfg.seed, step])
+        b = train.batch(keep[rng.integers(0, len(keep), cfg.batch_size)], rng if cfg.augment else None)
+        terms = train_step(*(tf.constant(b[k]) for k in ("x", "cloud", "valid", "label")))
+        step_var.assign(step + 1)
+        bar.update(1)
+        done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.iterations:
+            with writer.as_default():
+                for k, v in terms.items():
+                    tensorboard.scalar(f"loss/{k}", float(v), done)
+            bar.set_postfix(loss=float(terms["total"]))
+        if len(val) and (done % cfg.val_every == 0 or done == cfg.iterations):
+            f1 = validation_f1(model, val, cfg.val_patches)
+            with writer.as_default():
+                tensorboard.scalar("val/f1", f1, done)
+            if f1 > float(best_f1):
+                best_f1.assign(f1)
+                save_weights_atomic(model, out_dir / BEST)
+                log.info("step %d: validation F1 %.4f (best)", done, f1)
+        if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
+            manager.save(checkpoint_number=done)
+    bar.close()
+    elapsed = time.perf_counter() - t0
+    writer.flush()
+    save_weights_atomic(model, out_dir / FINAL)
+    if not (out_dir / BEST).is_file():
+        save_weights_atomic(model, out_dir / BEST)
+    train.close()
+    val.close()
+    summary = {"iterations": cfg.iterations, "best_val_f1": float(best_f1), "patches": int(len(keep)),
+               "resumed_at": start, "steps_per_second": (cfg.iterations - start) / max(elapsed, 1e-9)}
+    save_json_atomic(summary, out_dir / DONE)
+    return summary

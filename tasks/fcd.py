@@ -1,0 +1,210 @@
+"""Luigi tasks of FCD (SPEC §7): patches → Fixed-Point GAN → masks → FCD+ / FCD+1% / supervised → evaluation.
+
+Every task shares ``root`` (Biome scenes ``<root>/<biome>/<scene ID>/``), ``out_dir`` and ``seed`` and
+writes under ``<out_dir>/``; the defaults of the other parameters are the paper's settings.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import luigi
+
+from pvl8da.atomic import atomic_dir
+
+from pvl8da.fcd.evaluate import evaluate_biome
+from pvl8da.fcd.io import load_json
+from pvl8da.fcd.masks import PSEUDO, generate_fcd_masks
+from pvl8da.fcd.patches import prepare_biome_patches
+from pvl8da.fcd.train_gan import GANConfig, train_fcd
+from pvl8da.fcd.train_unet import BEST as UNET_BEST
+from pvl8da.fcd.train_unet import UNetConfig, train_unet
+from pvl8da.synthetic import write_biome_dataset
+
+
+class SyntheticBiome(luigi.Task):
+    """Synthetic Biome-like scenes ``<root>/<biome>/<scene ID>/`` (for the small configuration and tests)."""
+
+    root = luigi.Parameter()
+    n_biomes = luigi.IntParameter(default=4)
+    scenes_per_biome = luigi.IntParameter(default=4)
+    size = luigi.IntParameter(default=384)
+    seed = luigi.IntParameter(default=0)
+
+    def output(self):
+        return luigi.LocalTarget(self.root)
+
+    def run(self):
+        with atomic_dir(self.root) as tmp:
+            write_biome_dataset(tmp, self.n_biomes, self.scenes_per_biome, (self.size, self.size), self.seed)
+
+
+class _FCDTask(luigi.Task):
+    root = luigi.Parameter(description="Biome-style scenes <root>/<biome>/<scene ID>/")
+    out_dir = luigi.Parameter(default="fcd_output", description="folder of every FCD output")
+    seed = luigi.IntParameter(default=0, description="split, sampling and initialisation seed")
+    synthetic = luigi.BoolParameter(default=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+                                    description="first write synthetic Biome-like scenes to root (SyntheticBiome)")
+
+    def common(self) -> dict:
+        return {"root": self.root, "out_dir": self.out_dir, "seed": self.seed, "synthetic": self.synthetic}
+
+    def path(self, *parts: str) -> Path:
+        return Path(self.out_dir, *parts)
+
+
+class PrepareBiomePatches(_FCDTask):
+    """Split 6/2/4 per biome, cut 128-pixel patches into ``patches/{train,val,test}.h5``."""
+
+    patch_size = luigi.IntParameter(default=128)
+
+    def requires(self):
+        return SyntheticBiome(root=self.root, seed=self.seed) if self.synthetic else []
+
+    def output(self):
+        return luigi.LocalTarget(self.path("patches"))
+
+    def run(self):
+        prepare_biome_patches(self.root, self.output().path, self.seed, self.patch_size)
+
+
+class TrainFCD(_FCDTask):
+    """The Fixed-Point GAN in ``fcd/`` (resumes from its last checkpoint after a kill)."""
+
+    iterations = luigi.IntParameter(default=200_000)
+    batch_size = luigi.IntParameter(default=16)
+    n_critic = luigi.IntParameter(default=5)
+    lr = luigi.FloatParameter(default=1e-4)
+    width = luigi.IntParameter(default=64)
+    n_res = luigi.IntParameter(default=6)
+    d_width = luigi.IntParameter(default=64)
+    val_every = luigi.IntParameter(default=1000)
+    checkpoint_every = luigi.IntParameter(default=1000)
+    progress = luigi.BoolParameter(default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING)
+
+    def requires(self):
+        return PrepareBiomePatches(**self.common())
+
+    def output(self):
+        return luigi.LocalTarget(self.path("fcd", "done.json"))
+
+    def run(self):
+        cfg = GANConfig(iterations=self.iterations, batch_size=self.batch_size, n_critic=self.n_critic, lr=self.lr,
+                        width=self.width, n_res=self.n_res, d_width=self.d_width, val_every=self.val_every,
+                        checkpoint_every=self.checkpoint_every, log_every=min(100, self.val_every), seed=self.seed)
+        patches = Path(self.input().path)
+        train_fcd(patches / "train.h5", patches / "val.h5", self.path("fcd"), cfg, self.progress)
+
+
+class GenerateFCDMasks(_FCDTask):
+    """Threshold by F1 on a labelled sample, pseudo masks of the training patches, whole-scene GeoTIFFs."""
+
+    sample_patches = luigi.IntParameter(default=1000)
+    tile = luigi.IntParameter(default=0, description="tile of the whole-scene prediction; 0: the patch size")
+
+    def requires(self):
+        return {"patches": PrepareBiomePatches(**self.common()), "fcd": TrainFCD(**self.common())}
+
+    def output(self):
+        return luigi.LocalTarget(self.path("fcd_masks"))
+
+    def run(self):
+        generate_fcd_masks(self.input()["patches"].path, Path(self.input()["fcd"].path).parent, self.output().path,
+                           self.sample_patches, self.seed, tile=self.tile or None)
+
+
+class _UNetTask(_FCDTask):
+    iterations = luigi.IntParameter(default=50_000)
+    batch_size = luigi.IntParameter(default=64)
+    lr = luigi.FloatParameter(default=1e-4)
+    width = luigi.IntParameter(default=64)
+    blocks = luigi.ListParameter(default=[3, 4, 6, 3])
+    val_every = luigi.IntParameter(default=1000)
+    checkpoint_every = luigi.IntParameter(default=1000)
+    progress = luigi.BoolParameter(default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING)
+    folder = "unet"
+
+    def output(self):
+        return luigi.LocalTarget(self.path(self.folder, "done.json"))
+
+    def config(self, **extra) -> UNetConfig:
+        return UNetConfig(iterations=self.iterations, batch_size=self.batch_size, lr=self.lr, width=self.width,
+                          blocks=list(self.blocks), val_every=self.val_every, checkpoint_every=self.checkpoint_every,
+                          log_every=min(100, self.val_every), seed=self.seed, **extra)
+
+    def train(self, cfg: UNetConfig, targets: str | Path | None = None) -> None:
+        patches = self.path("patches")
+        train_unet(patches / "train.h5", patches / "val.h5", self.path(self.folder), cfg, targets, self.progress)
+
+
+class TrainFCDPlus(_UNetTask):
+    """FCD+: the U-Net with a classification head trained on the FCD pseudo masks."""
+
+    folder = "fcd_plus"
+
+    def requires(self):
+        return {"patches": PrepareBiomePatches(**self.common()), "masks": GenerateFCDMasks(**self.common())}
+
+    def run(self):
+        self.train(self.config(), Path(self.input()["masks"].path) / PSEUDO)
+
+
+class FineTuneFCDPlus(_UNetTask):
+    """FCD+1%: FCD+ fine-tuned on ``keep_ratio`` of the real masks with the encoder frozen."""
+
+    keep_ratio = luigi.FloatParameter(default=0.01)
+    lr = luigi.FloatParameter(default=1e-5)
+    iterations = luigi.IntParameter(default=10_000)
+    folder = "fcd_plus_finetune"
+
+    def requires(self):
+        return TrainFCDPlus(**self.common())
+
+    def run(self):
+        plus = Path(self.input().path).parent
+        cfg = self.config(keep_ratio=self.keep_ratio, freeze_encoder=True, init_weights=str(plus / UNET_BEST))
+        plus_cfg = load_json(plus / "config.json")
+        cfg.width, cfg.blocks = plus_cfg["width"], plus_cfg["blocks"]
+        self.train(cfg)
+
+
+class TrainSupervised(_UNetTask):
+    """The same U-Net trained on 100 % of the real masks: the upper reference."""
+
+    folder = "supervised"
+
+    def requires(self):
+        return PrepareBiomePatches(**self.common())
+
+    def run(self):
+        self.train(self.config())
+
+
+class EvaluateBiome(_FCDTask):
+    """Scores of FCD, FCD+, FCD+1%, supervised and the quality-band flag on the whole test scenes."""
+
+    tile = luigi.IntParameter(default=1024)
+
+    def requires(self):
+        return {"patches": PrepareBiomePatches(**self.common()), "masks": GenerateFCDMasks(**self.common()),
+                "FCD+": TrainFCDPlus(**self.common()), "FCD+1%": FineTuneFCDPlus(**self.common()),
+                "Supervised": TrainSupervised(**self.common())}
+
+    def output(self):
+        return luigi.LocalTarget(self.path("evaluation"))
+
+    def run(self):
+        unets = {k: Path(self.input()[k].path).parent for k in ("FCD+", "FCD+1%", "Supervised")}
+        evaluate_biome(self.input()["patches"].path, self.input()["masks"].path, unets, self.output().path,
+                       self.tile)
+
+
+class RunFCDPaper(luigi.WrapperTask):
+    """The whole FCD chain with the paper's settings (override per task in a luigi config)."""
+
+    root = luigi.Parameter(description="Biome-style scenes <root>/<biome>/<scene ID>/")
+    out_dir = luigi.Parameter(default="fcd_output")
+    seed = luigi.IntParameter(default=0)
+    synthetic = luigi.BoolParameter(default=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING)
+
+    def requires(self):
+        return EvaluateBiome(root=self.root, out_dir=self.out_dir, seed=self.seed, synthetic=self.synthetic)

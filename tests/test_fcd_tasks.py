@@ -1,0 +1,99 @@
+"""The FCD Luigi chain end to end on tiny synthetic Biome scenes with tiny networks and a few steps."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import h5py
+import luigi
+import numpy as np
+import pytest
+import rasterio
+
+from pvl8da.fcd.train_gan import GANConfig, train_fcd
+from pvl8da.synthetic import write_biome_dataset
+from tasks.fcd import (EvaluateBiome, FineTuneFCDPlus, GenerateFCDMasks, PrepareBiomePatches, RunFCDPaper,
+                       TrainFCD, TrainFCDPlus, TrainSupervised)
+
+TINY_UNET = dict(iterations=3, batch_size=4, width=4, blocks=[1, 1, 1, 1], val_every=3, checkpoint_every=3,
+                 progress=False)
+
+
+def _build(task) -> None:
+    assert luigi.build([task], local_scheduler=True, workers=1, log_level="WARNING")
+    assert task.complete()
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory) -> dict:
+    base = tmp_path_factory.mktemp("fcd")
+    root = write_biome_dataset(base / "biome", n_biomes=4, scenes_per_biome=3, shape=(160, 160), seed=2)
+    common = {"root": str(root), "out_dir": str(base / "out"), "seed": 0}
+    _build(PrepareBiomePatches(patch_size=64, **common))
+    _build(TrainFCD(iterations=6, batch_size=4, width=4, n_res=1, d_width=4, val_every=3, checkpoint_every=3,
+                    progress=False, **common))
+    _build(GenerateFCDMasks(sample_patches=8, **common))
+    _build(TrainFCDPlus(**TINY_UNET, **common))
+    _build(FineTuneFCDPlus(keep_ratio=0.1, lr=1e-5, **{**TINY_UNET, "width": 99}, **common))
+    _build(TrainSupervised(**TINY_UNET, **common))
+    _build(EvaluateBiome(tile=96, **common))
+    return {"out": base / "out", "root": root, "common": common}
+
+
+def test_patches_and_gan(chain):
+    out = chain["out"]
+    assert (out / "patches" / "assignment.csv").is_file()
+    assert json.loads((out / "fcd" / "done.json").read_text())["iterations"] == 6
+    for name in ("generator_best.weights.h5", "generator_final.weights.h5", "config.json"):
+        assert (out / "fcd" / name).is_file()
+    assert any((out / "fcd" / "tensorboard").iterdir())
+    assert not list(out.rglob("*.partial*"))
+
+
+def test_masks(chain):
+    out = chain["out"]
+    with h5py.File(out / "patches" / "train.h5") as f:
+        labels, n = f["labels"][:], len(f["labels"])
+    with h5py.File(out / "fcd_masks" / "pseudo_masks.h5") as f:
+        pseudo = f["cloud"][:]
+    assert pseudo.shape == (n, 64, 64)
+    assert not pseudo[labels == 0].any()  # clear patches forced clear
+    rows = list(csv.DictReader(open(out / "patches" / "assignment.csv")))
+    test_row = next(r for r in rows if r["split"] == "test")
+    tif = out / "fcd_masks" / "scenes" / f"{test_row['scene_id']}_fcd.tif"
+    band = Path(test_row["folder"]) / f"{test_row['scene_id']}_B1.TIF"
+    with rasterio.open(tif) as a, rasterio.open(band) as b:
+        assert a.crs == b.crs and a.transform == b.transform and a.shape == b.shape
+        assert set(np.unique(a.read(1))) <= {0, 1, 255}
+
+
+def test_unets_and_finetune(chain):
+    out = chain["out"]
+    for folder in ("fcd_plus", "fcd_plus_finetune", "supervised"):
+        assert (out / folder / "model_best.weights.h5").is_file()
+    ft = json.loads((out / "fcd_plus_finetune" / "config.json").read_text())
+    assert ft["freeze_encoder"] and ft["keep_ratio"] == 0.1 and ft["lr"] == 1e-5 and ft["width"] == 4
+    assert json.loads((out / "fcd_plus_finetune" / "done.json").read_text())["patches"] >= 1
+
+
+def test_evaluation(chain):
+    ev = chain["out"] / "evaluation"
+    rows = list(csv.DictReader(open(ev / "metrics.csv")))
+    methods = {r["method"] for r in rows}
+    assert methods == {"FCD", "FCD+", "FCD+1%", "Supervised", "Quality-band cloud flag"}
+    assert {r["level"] for r in rows} == {"scene", "biome", "overall"}
+    assert len({r["biome"] for r in rows if r["level"] == "biome"}) == 4
+    assert "| FCD+1% |" in (ev / "table.md").read_text()
+    assert (ev / "examples.png").stat().st_size > 1000
+    assert RunFCDPaper(**chain["common"]).complete()
+
+
+def test_gan_resumes_after_kill(tmp_path, chain):
+    patches = chain["out"] / "patches"
+    cfg = GANConfig(iterations=2, batch_size=2, width=4, n_res=1, d_width=4, val_every=100, checkpoint_every=2)
+    train_fcd(patches / "train.h5", patches / "val.h5", tmp_path / "run", cfg, progress=False)
+    (tmp_path / "run" / "done.json").unlink()  # as if killed after the checkpoint
+    cfg.iterations = 3
+    summary = train_fcd(patches / "train.h5", patches / "val.h5", tmp_path / "run", cfg, progress=False)
+    assert summary["resumed_at"] == 2
