@@ -36,9 +36,11 @@ class ConvertAll(luigi.WrapperTask):
     resolution = luigi.OptionalParameter(default=None, description="ConvertPV --resolution (else its default)")
     type_product = luigi.OptionalParameter(default=None,
                                            description="ConvertPV --type-product (else its default)")
+    download = luigi.OptionalParameter(default=None, description="ConvertPV --download: fetch missing scenes "
+                                                                 "from biome or stac (else its default)")
 
     def requires(self):
-        options = {name: getattr(self, name) for name in ("outfolder", "resolution", "type_product")
+        options = {name: getattr(self, name) for name in ("outfolder", "resolution", "type_product", "download")
                    if getattr(self, name) is not None}
         return [ConvertPV(l8img=str(scene), **options) for scene in list_inputs(self.scenes)]
 

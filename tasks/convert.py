@@ -6,6 +6,7 @@ import luigi
 from pvl8da.conversion import RESOLUTION_STEPS, convert_scene, output_name
 from pvl8da.landsat8 import TYPE_PRODUCTS, open_scene
 from pvl8da.plots.conversion import conversion_quicklook
+from tasks.download import DownloadLandsat8
 
 
 class ConvertPV(luigi.Task):
@@ -17,6 +18,15 @@ class ConvertPV(luigi.Task):
     type_product = luigi.ChoiceParameter(choices=list(TYPE_PRODUCTS), default="landsat8")
     quicklook = luigi.BoolParameter(default=False, description="also write <product>.png")
     workers = luigi.IntParameter(default=2, significant=False, description="threads used by the conversion")
+    download = luigi.ChoiceParameter(choices=["none", "biome", "stac"], default="none", significant=False,
+                                     description="fetch --l8img (a folder named after its scene ID) from this "
+                                                 "source when it is not on disk")
+
+    def requires(self):
+        if self.download == "none":
+            return []
+        scene = Path(self.l8img)
+        return DownloadLandsat8(scene_id=scene.name, dest=str(scene.parent), source=self.download)
 
     def output(self):
         return luigi.LocalTarget(str(Path(self.outfolder) / output_name(Path(self.l8img).name, self.resolution)))

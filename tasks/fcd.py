@@ -2,6 +2,8 @@
 
 Every task shares ``root`` (Biome scenes ``<root>/<biome>/<scene ID>/``), ``out_dir`` and ``seed`` and
 writes under ``<out_dir>/``; the defaults of the other parameters are the paper's settings.
+TensorFlow-backed modules are imported inside ``run`` so that scheduling (and workers running only
+light tasks such as ConvertPV) never loads TensorFlow.
 """
 from __future__ import annotations
 
@@ -10,14 +12,7 @@ from pathlib import Path
 import luigi
 
 from pvl8da.atomic import atomic_dir
-
-from pvl8da.fcd.evaluate import evaluate_biome
-from pvl8da.fcd.io import load_json
-from pvl8da.fcd.masks import PSEUDO, generate_fcd_masks
 from pvl8da.fcd.patches import prepare_biome_patches
-from pvl8da.fcd.train_gan import GANConfig, train_fcd
-from pvl8da.fcd.train_unet import BEST as UNET_BEST
-from pvl8da.fcd.train_unet import UNetConfig, train_unet
 from pvl8da.synthetic import write_biome_dataset
 
 
@@ -39,6 +34,7 @@ class SyntheticBiome(luigi.Task):
 
 
 class _FCDTask(luigi.Task):
+    resources = {"tensorflow": 1}
     root = luigi.Parameter(description="Biome-style scenes <root>/<biome>/<scene ID>/")
     out_dir = luigi.Parameter(default="fcd_output", description="folder of every FCD output")
     seed = luigi.IntParameter(default=0, description="split, sampling and initialisation seed")
@@ -54,6 +50,8 @@ class _FCDTask(luigi.Task):
 
 class PrepareBiomePatches(_FCDTask):
     """Split 6/2/4 per biome, cut 128-pixel patches into ``patches/{train,val,test}.h5``."""
+
+    resources = {}
 
     patch_size = luigi.IntParameter(default=128)
 
@@ -88,6 +86,8 @@ class TrainFCD(_FCDTask):
         return luigi.LocalTarget(self.path("fcd", "done.json"))
 
     def run(self):
+        from pvl8da.fcd.train_gan import GANConfig, train_fcd
+
         cfg = GANConfig(iterations=self.iterations, batch_size=self.batch_size, n_critic=self.n_critic, lr=self.lr,
                         width=self.width, n_res=self.n_res, d_width=self.d_width, val_every=self.val_every,
                         checkpoint_every=self.checkpoint_every, log_every=min(100, self.val_every), seed=self.seed)
@@ -108,6 +108,8 @@ class GenerateFCDMasks(_FCDTask):
         return luigi.LocalTarget(self.path("fcd_masks"))
 
     def run(self):
+        from pvl8da.fcd.masks import generate_fcd_masks
+
         generate_fcd_masks(self.input()["patches"].path, Path(self.input()["fcd"].path).parent, self.output().path,
                            self.sample_patches, self.seed, tile=self.tile or None)
 
@@ -127,11 +129,15 @@ class _UNetTask(_FCDTask):
         return luigi.LocalTarget(self.path(self.folder, "done.json"))
 
     def config(self, **extra) -> UNetConfig:
+        from pvl8da.fcd.train_unet import UNetConfig
+
         return UNetConfig(iterations=self.iterations, batch_size=self.batch_size, lr=self.lr, width=self.width,
                           blocks=list(self.blocks), val_every=self.val_every, checkpoint_every=self.checkpoint_every,
                           log_every=min(100, self.val_every), seed=self.seed, **extra)
 
     def train(self, cfg: UNetConfig, targets: str | Path | None = None) -> None:
+        from pvl8da.fcd.train_unet import train_unet
+
         patches = self.path("patches")
         train_unet(patches / "train.h5", patches / "val.h5", self.path(self.folder), cfg, targets, self.progress)
 
@@ -145,6 +151,8 @@ class TrainFCDPlus(_UNetTask):
         return {"patches": PrepareBiomePatches(**self.common()), "masks": GenerateFCDMasks(**self.common())}
 
     def run(self):
+        from pvl8da.fcd.masks import PSEUDO
+
         self.train(self.config(), Path(self.input()["masks"].path) / PSEUDO)
 
 
@@ -160,6 +168,9 @@ class FineTuneFCDPlus(_UNetTask):
         return TrainFCDPlus(**self.common())
 
     def run(self):
+        from pvl8da.fcd.io import load_json
+        from pvl8da.fcd.train_unet import BEST as UNET_BEST
+
         plus = Path(self.input().path).parent
         cfg = self.config(keep_ratio=self.keep_ratio, freeze_encoder=True, init_weights=str(plus / UNET_BEST))
         plus_cfg = load_json(plus / "config.json")
@@ -193,6 +204,8 @@ class EvaluateBiome(_FCDTask):
         return luigi.LocalTarget(self.path("evaluation"))
 
     def run(self):
+        from pvl8da.fcd.evaluate import evaluate_biome
+
         unets = {k: Path(self.input()[k].path).parent for k in ("FCD+", "FCD+1%", "Supervised")}
         evaluate_biome(self.input()["patches"].path, self.input()["masks"].path, unets, self.output().path,
                        self.tile)

@@ -446,3 +446,23 @@ def test_download_task_builds_the_scene_folder(server, scene_dir, tmp_path):
     result = luigi.build([missing], local_scheduler=True, detailed_summary=True, log_level="WARNING")
     assert result.status.name == "FAILED"
     assert _leftovers(tmp_path / "l8") == [SCENE]
+
+
+def test_convert_pv_downloads_a_missing_scene(server, scene_dir, tmp_path):
+    import h5py
+    import luigi
+
+    from tasks.convert import ConvertPV
+
+    server.files[f"/cca/{SCENE}.tar.gz"] = _tar_gz(scene_dir)
+    config = luigi.configuration.get_config()
+    config.set("DownloadLandsat8", "base_url", server.url + "/cca")
+    try:
+        task = ConvertPV(l8img=str(tmp_path / "l8" / SCENE), outfolder=str(tmp_path / "pv"), type_product="biome",
+                         download="biome")
+        assert luigi.build([task], local_scheduler=True, log_level="WARNING")
+    finally:
+        config.remove_option("DownloadLandsat8", "base_url")
+    _assert_same_scene(tmp_path / "l8" / SCENE, scene_dir)
+    with h5py.File(task.output().path, "r") as product:
+        assert product.attrs["image"] == SCENE and "CM_RESAMPLED" in product
