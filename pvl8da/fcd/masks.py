@@ -16,7 +16,7 @@ from pvl8da.fcd.metrics import best_threshold
 from pvl8da.fcd.patches import ASSIGNMENT, read_assignment
 from pvl8da.fcd.scenes import valid_pixels
 from pvl8da.fcd.tiling import predict_tiled, scene_reader, write_mask_geotiff
-from pvl8da.fcd.train_gan import cloud_map, load_generator
+from pvl8da.fcd.train_gan import cloud_map, cloud_map_samples, load_generator
 from pvl8da.landsat8 import open_scene
 
 log = logging.getLogger(__name__)
@@ -31,17 +31,11 @@ def choose_threshold(generator: keras.Model, train: PatchData, n_patches: int, s
     patches with their pixel labels."""
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(len(train), size=min(n_patches, len(train)), replace=False))
-    values, truth = [], []
-    for s in range(0, len(idx), batch_size):
-        b = train.batch(idx[s:s + batch_size])
-        d = cloud_map(generator, b["x"]).numpy()
-        valid = b["valid"][..., 0] > 0
-        values.append(d[valid])
-        truth.append(b["cloud"][..., 0][valid] > 0)
-    truth_all = np.concatenate(truth)
-    if not truth_all.any():
+    batches = (train.batch(idx[s:s + batch_size]) for s in range(0, len(idx), batch_size))
+    values, truth = cloud_map_samples(generator, batches)
+    if not truth.any():
         raise InputError(f"{train.path}: the labelled sample of {len(idx)} training patches has no cloud pixel")
-    return best_threshold(np.concatenate(values), truth_all)
+    return best_threshold(values, truth)
 
 
 def pseudo_masks(generator: keras.Model, train: PatchData, threshold: float, batch_size: int = 32) -> np.ndarray:

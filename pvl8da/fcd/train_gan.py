@@ -134,18 +134,23 @@ class FCDTrainer:
         return lr
 
 
-def validation_f1(generator: keras.Model, val: PatchData, limit: int, batch_size: int = 32) -> float:
-    """Best pixel F1 over thresholds of the cloud map on the first ``limit`` validation patches."""
+def cloud_map_samples(generator: keras.Model, batches) -> tuple[np.ndarray, np.ndarray]:
+    """Cloud-map values and pixel labels (cloud: True) of the valid pixels of labelled patch batches."""
     values, truth = [], []
-    for b in val.iter_batches(batch_size, limit):
+    for b in batches:
         d = cloud_map(generator, b["x"]).numpy()
         valid = b["valid"][..., 0] > 0
         values.append(d[valid])
         truth.append(b["cloud"][..., 0][valid] > 0)
-    truth_all = np.concatenate(truth)
-    if not truth_all.any():
+    return np.concatenate(values), np.concatenate(truth)
+
+
+def validation_f1(generator: keras.Model, val: PatchData, limit: int, batch_size: int = 32) -> float:
+    """Best pixel F1 over thresholds of the cloud map on the first ``limit`` validation patches."""
+    values, truth = cloud_map_samples(generator, val.iter_batches(batch_size, limit))
+    if not truth.any():
         return float("nan")
-    return best_threshold(np.concatenate(values), truth_all)[1]
+    return best_threshold(values, truth)[1]
 
 
 def _rgb_for_display(x: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
