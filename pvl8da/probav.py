@@ -1,10 +1,41 @@
-"""Proba-V Level-2A products (HDF5): band names, MAPPING attribute and geotransform."""
+"""Proba-V Level-2A products (HDF5) and Landsat-as-Proba-V products: reading, decoding, writing.
+
+SPEC §3: ``LEVEL2A/RADIOMETRY/<BAND>/TOA`` int16 with SCALE/OFFSET (reflectance = (DN − OFFSET)/SCALE),
+``LEVEL2A/QUALITY/SM`` status map, MAPPING band attribute with the lat/lon grid.
+SPEC §2.7: Landsat-as-Proba-V products share the band layout, mark invalid pixels with DN ≤ −1000,
+carry ``CM_RESAMPLED`` (soft cloud fraction, −1 invalid) and have no SM.
+"""
 from __future__ import annotations
 
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import h5py
 import numpy as np
 from affine import Affine
 
+from pvl8da.errors import InputError
+
+log = logging.getLogger(__name__)
+
 PV_BANDS = ("BLUE", "RED", "NIR", "SWIR")
+SM_PATH = "LEVEL2A/QUALITY/SM"
+LANDSAT_CLOUDS = "CM_RESAMPLED"
+LANDSAT_INVALID_DN = -1000
+CRS = "EPSG:4326"
+FILENAME_RE = re.compile(
+    r"PROBAV_L2A_(?P<date>\d{8})_(?P<time>\d{6})_(?P<camera>[123])_(?P<res>333M|100M|1KM)_V(?P<version>\d{3})")
+
+#: SM bits 0-2 classes.
+SM_CLEAR, SM_SHADOW, SM_UNDEFINED, SM_CLOUD, SM_SNOW = 0, 1, 2, 3, 4
+
+
+def band_path(band: str) -> str:
+    """HDF5 path of a band's TOA dataset."""
+    return f"LEVEL2A/RADIOMETRY/{band}/TOA"
 
 
 def mapping_from_transform(transform: Affine) -> np.ndarray:
@@ -24,3 +55,307 @@ def transform_from_mapping(mapping) -> Affine:
     items = [m.decode() if isinstance(m, bytes) else str(m) for m in np.atleast_1d(mapping)]
     lon0, lat0, xstep, ystep = (float(v) for v in items[3:7])
     return Affine(xstep, 0.0, lon0, 0.0, -ystep, lat0)
+
+
+@dataclass(frozen=True)
+class StatusMap:
+    """Decoded SM status map; per-band arrays are (H, W, 4) in PV_BANDS order."""
+
+    clear: np.ndarray
+    shadow: np.ndarray
+    undefined: np.ndarray
+    cloud: np.ndarray
+    snow: np.ndarray
+    land: np.ndarray
+    good: np.ndarray
+    covered: np.ndarray
+
+
+def decode_sm(sm: np.ndarray) -> StatusMap:
+    """Decode SM bits: 0-2 class, 3 land, 4-7 good SWIR/NIR/RED/BLUE, 8-11 coverage SWIR/NIR/RED/BLUE."""
+    sm = np.asarray(sm).astype(np.uint16)
+    cls = sm & 0b111
+    # Bit 4 (and 8) is SWIR, bit 7 (and 11) BLUE: reverse to get PV_BANDS order.
+    good = np.stack([(sm >> (7 - i)) & 1 for i in range(4)], axis=-1).astype(bool)
+    covered = np.stack([(sm >> (11 - i)) & 1 for i in range(4)], axis=-1).astype(bool)
+    return StatusMap(clear=cls == SM_CLEAR, shadow=cls == SM_SHADOW, undefined=cls == SM_UNDEFINED,
+                     cloud=cls == SM_CLOUD, snow=cls == SM_SNOW, land=((sm >> 3) & 1).astype(bool),
+                     good=good, covered=covered)
+
+
+def encode_sm(cls: np.ndarray, land: np.ndarray | bool = False, good: np.ndarray | bool = True,
+              covered: np.ndarray | bool = True) -> np.ndarray:
+    """Inverse of decode_sm: class (0-4), land flag, per-band (…, 4) good and coverage flags."""
+    cls = np.asarray(cls, dtype=np.uint16)
+    shape = cls.shape + (4,)
+    good = np.broadcast_to(np.asarray(good, bool), shape)
+    covered = np.broadcast_to(np.asarray(covered, bool), shape)
+    sm = cls | (np.asarray(land, np.uint16) << 3)
+    for i in range(4):
+        sm = sm | (good[..., i].astype(np.uint16) << (7 - i)) | (covered[..., i].astype(np.uint16) << (11 - i))
+    return sm.astype(np.uint16)
+
+
+def _slices(window, shape: tuple[int, int]) -> tuple[slice, slice]:
+    """(row slice, col slice) clipped to the raster from None, a rasterio Window or a pair of slices."""
+    if window is None:
+        return slice(0, shape[0]), slice(0, shape[1])
+    if hasattr(window, "toslices"):
+        rows, cols = window.toslices()
+    else:
+        rows, cols = window
+    rows = slice(*rows.indices(shape[0])[:2])
+    cols = slice(*cols.indices(shape[1])[:2])
+    return rows, cols
+
+
+def _decode(value) -> str:
+    if isinstance(value, np.ndarray):
+        value = value.ravel()[0] if value.size else ""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class _Product:
+    """Common part of both product kinds: the four TOA bands, grid and window reading."""
+
+    required: tuple[str, ...] = ()
+
+    kind = "Proba-V"
+
+    def __init__(self, path: str | Path, mode: str = "r", cache_bytes: int | None = None):
+        self.path = Path(path)
+        self._scale_offset: dict[str, tuple[float, float]] = {}
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: file not found")
+        cache = {} if cache_bytes is None else {"rdcc_nbytes": cache_bytes, "rdcc_nslots": 10007}
+        try:
+            self.file = h5py.File(self.path, mode, **cache)
+        except OSError as exc:
+            raise InputError(f"{self.path}: not an HDF5 file ({exc})") from exc
+        try:
+            self._validate()
+        except Exception:
+            self.file.close()
+            raise
+
+    def _validate(self) -> None:
+        missing = [p for p in (*map(band_path, PV_BANDS), *self.required) if p not in self.file]
+        if missing:
+            raise InputError(f"{self.path}: not a {self.kind} product: missing {', '.join(missing)}")
+        shapes = {self.file[band_path(b)].shape for b in PV_BANDS}
+        if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+            raise InputError(f"{self.path}: TOA bands must be 2-D and of one shape, found {sorted(shapes)}")
+        first = self.file[band_path(PV_BANDS[0])]
+        for attr in ("MAPPING", "SCALE"):
+            if attr not in first.attrs:
+                raise InputError(f"{self.path}: band {PV_BANDS[0]} lacks the {attr} attribute")
+        self.shape: tuple[int, int] = next(iter(shapes))
+        self.transform: Affine = transform_from_mapping(first.attrs["MAPPING"])
+        self.crs = CRS
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HDF5 file."""
+        self.file.close()
+
+    def scale_offset(self, band: str) -> tuple[float, float]:
+        """SCALE and OFFSET attributes of a band (OFFSET 0 when absent)."""
+        if band not in self._scale_offset:
+            attrs = self.file[band_path(band)].attrs
+            self._scale_offset[band] = (float(np.ravel(attrs["SCALE"])[0]),
+                                        float(np.ravel(attrs.get("OFFSET", 0.0))[0]))
+        return self._scale_offset[band]
+
+    def read_dn(self, band: str, window=None) -> np.ndarray:
+        """Raw int16 DN of a band in a window."""
+        rows, cols = _slices(window, self.shape)
+        return self.file[band_path(band)][rows, cols]
+
+    def read_dn_all(self, window=None) -> np.ndarray:
+        """(H, W, 4) raw DN of the four bands."""
+        return np.stack([self.read_dn(b, window) for b in PV_BANDS], axis=-1)
+
+    def toa_from_dn(self, dn: np.ndarray) -> np.ndarray:
+        """(…, 4) DN to float32 TOA reflectance with each band's SCALE/OFFSET."""
+        scale, offset = np.array([self.scale_offset(b) for b in PV_BANDS], dtype=np.float32).T
+        return (dn.astype(np.float32) - offset) / scale
+
+    def read_toa(self, window=None) -> np.ndarray:
+        """(H, W, 4) float32 TOA reflectance in PV_BANDS order (invalid pixels keep their raw value)."""
+        return self.toa_from_dn(self.read_dn_all(window))
+
+    def window_transform(self, window=None) -> Affine:
+        """Geotransform of a window's upper-left pixel."""
+        rows, cols = _slices(window, self.shape)
+        return self.transform @ Affine.translation(cols.start, rows.start)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(west, south, east, north) in degrees."""
+        west, north = self.transform * (0, 0)
+        east, south = self.transform * (self.shape[1], self.shape[0])
+        return west, south, east, north
+
+    def write_dn(self, band: str, dn: np.ndarray, window=None) -> None:
+        """Write int16 DN into a band (file opened with mode 'r+')."""
+        rows, cols = _slices(window, self.shape)
+        self.file[band_path(band)][rows, cols] = dn
+
+    def dn_from_toa(self, band: str, toa: np.ndarray, invalid: np.ndarray, nodata: int = -1) -> np.ndarray:
+        """Reflectance to int16 DN with the band's SCALE/OFFSET, clipped to [0, 2], ``nodata`` where invalid."""
+        scale, offset = self.scale_offset(band)
+        dn = np.rint(np.clip(toa, 0.0, 2.0) * scale + offset)
+        return np.where(invalid, nodata, np.clip(dn, -32768, 32767)).astype(np.int16)
+
+    def create_dataset(self, name: str, dtype=np.float32, fill=-1.0, **attrs) -> h5py.Dataset:
+        """Create a chunked, compressed 2-D dataset on the product grid (with MAPPING) at the root."""
+        if name in self.file:
+            del self.file[name]
+        ds = self.file.create_dataset(name, shape=self.shape, dtype=dtype, fillvalue=fill,
+                                      chunks=_chunks(self.shape), compression="gzip", compression_opts=1,
+                                      shuffle=True)
+        ds.attrs["MAPPING"] = self.file[band_path(PV_BANDS[0])].attrs["MAPPING"]
+        for key, value in attrs.items():
+            ds.attrs[key] = value
+        return ds
+
+    def write(self, name: str, data: np.ndarray, window=None) -> None:
+        """Write a window of an existing 2-D dataset."""
+        rows, cols = _slices(window, self.shape)
+        self.file[name][rows, cols] = data
+
+    def read(self, name: str, window=None) -> np.ndarray:
+        """Read a window of any 2-D dataset of the product."""
+        if name not in self.file:
+            raise InputError(f"{self.path}: no dataset {name}")
+        rows, cols = _slices(window, self.shape)
+        return self.file[name][rows, cols]
+
+
+def _chunks(shape: tuple[int, int]) -> tuple[int, int]:
+    return min(256, shape[0]), min(256, shape[1])
+
+
+class ProbaVProduct(_Product):
+    """A Proba-V Level-2A product: TOA bands, SM status map, grid and acquisition times."""
+
+    required = (SM_PATH,)
+    kind = "Proba-V L2A"
+
+    def read_sm(self, window=None) -> np.ndarray:
+        """Raw uint16 SM status map."""
+        rows, cols = _slices(window, self.shape)
+        return self.file[SM_PATH][rows, cols]
+
+    def status(self, window=None) -> StatusMap:
+        """Decoded SM status map."""
+        return decode_sm(self.read_sm(window))
+
+    def invalid_from(self, dn: np.ndarray, sm: np.ndarray) -> np.ndarray:
+        """Invalid where any band's reflectance is < 0 or any coverage bit is 0."""
+        return (self.toa_from_dn(dn) < 0).any(axis=-1) | ((sm >> 8) & 0xF != 0xF)
+
+    def invalid(self, window=None) -> np.ndarray:
+        """Boolean invalid mask of a window."""
+        return self.invalid_from(self.read_dn_all(window), self.read_sm(window))
+
+    def cloud_mask_sm(self, window=None) -> np.ndarray:
+        """The operational cloud mask: SM bits 0-2 == 011."""
+        return (self.read_sm(window) & 0b111) == SM_CLOUD
+
+    def _time(self, which: str) -> datetime:
+        attrs = self.file.attrs
+        date_key, time_key = f"OBSERVATION_{which}_DATE", f"OBSERVATION_{which}_TIME"
+        if date_key in attrs and time_key in attrs:
+            text = f"{_decode(attrs[date_key])} {_decode(attrs[time_key])}"
+            try:
+                return datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
+            except ValueError:
+                log.warning("%s: unreadable %s/%s %r, using the file name", self.path, date_key, time_key, text)
+        match = FILENAME_RE.search(self.path.name)
+        if not match:
+            raise InputError(f"{self.path}: no {date_key}/{time_key} attributes and the file name does not "
+                             "follow PROBAV_L2A_YYYYMMDD_HHMMSS_<cam>_<res>_V<nnn>.HDF5")
+        return datetime.strptime(match["date"] + match["time"], "%Y%m%d%H%M%S")
+
+    @property
+    def start_time(self) -> datetime:
+        """Acquisition start (root attributes, else the file name)."""
+        return self._time("START")
+
+    @property
+    def end_time(self) -> datetime:
+        """Acquisition end (root attributes, else the file name's start time)."""
+        return self._time("END")
+
+
+class LandsatAsProbaVProduct(_Product):
+    """A Landsat-8 scene converted to the Proba-V grid (SPEC §2.7): no SM, DN ≤ −1000 invalid."""
+
+    kind = "Landsat-as-Proba-V"
+
+    def invalid_from(self, dn: np.ndarray) -> np.ndarray:
+        """Invalid where any band's DN is ≤ −1000."""
+        return (dn <= LANDSAT_INVALID_DN).any(axis=-1)
+
+    def invalid(self, window=None) -> np.ndarray:
+        """Boolean invalid mask of a window."""
+        return self.invalid_from(self.read_dn_all(window))
+
+    def read_clouds(self, window=None) -> np.ndarray:
+        """CM_RESAMPLED soft cloud fraction (float32, −1 invalid)."""
+        return self.read(LANDSAT_CLOUDS, window).astype(np.float32)
+
+    def _time(self, key: str) -> datetime:
+        if key not in self.file.attrs:
+            raise InputError(f"{self.path}: no {key} attribute")
+        return datetime.strptime(_decode(self.file.attrs[key]), "%Y-%m-%d %H:%M:%S")
+
+    @property
+    def start_time(self) -> datetime:
+        """Landsat acquisition time (START_DATE attribute)."""
+        return self._time("START_DATE")
+
+    @property
+    def end_time(self) -> datetime:
+        """END_DATE attribute."""
+        return self._time("END_DATE")
+
+
+def open_product(path: str | Path, mode: str = "r", cache_bytes: int | None = None) -> _Product:
+    """Open a Proba-V L2A product, or a Landsat-as-Proba-V product when it has no SM."""
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            has_sm = SM_PATH in f
+    except (OSError, FileNotFoundError):
+        has_sm = True  # let ProbaVProduct raise the clear error
+    cls = ProbaVProduct if has_sm else LandsatAsProbaVProduct
+    return cls(path, mode, cache_bytes)
+
+
+def copy_product(src: h5py.File, dst: h5py.File, recreate: tuple[str, ...]) -> None:
+    """Copy every attribute, group and dataset of ``src`` into ``dst``; datasets in ``recreate``
+    are created empty (same shape, dtype, attributes; gzip) instead, to be written by the caller."""
+    for key, value in src.attrs.items():
+        dst.attrs[key] = value
+
+    def visit(name: str, obj) -> None:
+        if isinstance(obj, h5py.Group):
+            group = dst.require_group(name)
+            for key, value in obj.attrs.items():
+                group.attrs[key] = value
+        elif name in recreate:
+            ds = dst.create_dataset(name, shape=obj.shape, dtype=obj.dtype, chunks=obj.chunks or _chunks(obj.shape),
+                                    compression="gzip", compression_opts=1, shuffle=True)
+            for key, value in obj.attrs.items():
+                ds.attrs[key] = value
+        else:
+            src.copy(obj, dst, name=name)
+
+    src.visititems(visit)

@@ -13,6 +13,7 @@ import luigi
 
 from pvl8da.errors import InputError
 from tasks.convert import ConvertPV
+from tasks.inference import InferenceDA
 
 
 def list_inputs(spec: str) -> list[Path]:
@@ -52,8 +53,7 @@ class InferenceAll(luigi.WrapperTask):
     dest = luigi.Parameter(default="adapted", description="folder of the adapted products")
 
     def requires(self):
-        # Imported on use, so that ConvertAll does not depend on the inference stack.
-        from tasks.inference import InferenceDA
-
+        products = list_inputs(self.products)
+        Path(self.dest).mkdir(parents=True, exist_ok=True)  # InferenceDA refuses a missing destination folder
         return [InferenceDA(pvimage=str(product), image_dest=str(Path(self.dest) / f"{product.stem}_ADAPTED.HDF5"))
-                for product in list_inputs(self.products)]
+                for product in products]

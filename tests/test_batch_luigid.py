@@ -6,8 +6,8 @@ import re
 import socket
 import subprocess
 import sys
+import datetime as dt
 import time
-import types
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -17,7 +17,7 @@ import h5py
 import pytest
 
 from pvl8da.errors import InputError
-from pvl8da.synthetic import write_landsat8_scene
+from pvl8da.synthetic import write_landsat8_scene, write_probav_product
 from tasks.batch import ConvertAll, InferenceAll, list_inputs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -150,13 +150,24 @@ def test_inputs_from_a_list_file_or_a_glob(tmp_path):
         [(str(tmp_path / "C"), str(tmp_path / "out"), "333M"), (str(tmp_path / "A"), str(tmp_path / "out"), "333M")]
 
 
-def test_inference_all_names_the_adapted_products(tmp_path, monkeypatch):
-    for name in ("PROBAV_L2A_20160520_100000_2_333M_V101.HDF5", "PROBAV_L2A_20160521_100000_3_333M_V101.HDF5"):
-        (tmp_path / name).touch()
-    monkeypatch.setitem(sys.modules, "tasks.inference", types.SimpleNamespace(InferenceDA=dict))
-    wrapper = InferenceAll(products=str(tmp_path / "PROBAV_*.HDF5"), dest=str(tmp_path / "adapted"))
-    assert wrapper.requires() == [
-        {"pvimage": str(tmp_path / "PROBAV_L2A_20160520_100000_2_333M_V101.HDF5"),
-         "image_dest": str(tmp_path / "adapted" / "PROBAV_L2A_20160520_100000_2_333M_V101_ADAPTED.HDF5")},
-        {"pvimage": str(tmp_path / "PROBAV_L2A_20160521_100000_3_333M_V101.HDF5"),
-         "image_dest": str(tmp_path / "adapted" / "PROBAV_L2A_20160521_100000_3_333M_V101_ADAPTED.HDF5")}]
+def test_inference_all_runs_inference_da_on_every_product(tmp_path, reference_dir):
+    import luigi
+
+    weights = reference_dir / "weights"
+    products = [write_probav_product(tmp_path / "pv", shape=(48, 40), seed=seed, acquired=when)
+                for seed, when in ((1, dt.datetime(2016, 5, 20, 10, tzinfo=dt.timezone.utc)),
+                                   (2, dt.datetime(2016, 5, 21, 10, tzinfo=dt.timezone.utc)))]
+    config = luigi.configuration.get_config()
+    config.set("InferenceDA", "cloud_detection_weights", str(weights / "cloud_detection_l8.hdf5"))
+    config.set("InferenceDA", "dagans_weights", str(weights / "full.hdf5"))
+    try:
+        wrapper = InferenceAll(products=str(tmp_path / "pv" / "PROBAV_*.HDF5"), dest=str(tmp_path / "adapted"))
+        assert luigi.build([wrapper], local_scheduler=True, log_level="WARNING")
+    finally:
+        config.remove_option("InferenceDA", "cloud_detection_weights")
+        config.remove_option("InferenceDA", "dagans_weights")
+    for product in products:
+        adapted = tmp_path / "adapted" / f"{product.stem}_ADAPTED.HDF5"
+        with h5py.File(adapted, "r") as f:
+            clouds = f["CM_PVDAGANS"][()]
+        assert clouds.shape == (48, 40) and ((clouds >= 0) & (clouds <= 1)).mean() > 0.5

@@ -1,0 +1,349 @@
+"""Keras 3 models of SPEC §4: cloud U-Net, CycleGAN generator and PatchGAN discriminator.
+
+Layer names, order and concatenation order mirror the published Keras 2 files in
+``reference/weights/`` so that ``model.load_weights`` reads them unchanged.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # oneDNN: about 2x faster convolutions on CPU
+
+import h5py
+import keras
+import numpy as np
+from keras import layers
+
+from pvl8da.errors import InputError
+
+log = logging.getLogger(__name__)
+
+#: Per-band means (BLUE, RED, NIR, SWIR) removed by the frozen centring convolution.
+BAND_OFFSETS = np.array([0.43052389, 0.40560079, 0.46504526, 0.23876471], dtype=np.float32)
+NORMTYPES = ("batchnorm", "instancenorm", "no")
+
+
+@keras.saving.register_keras_serializable(package="pvl8da")
+class InstanceNormalization(layers.Layer):
+    """Normalise each sample and channel over its spatial axes, then scale and shift per channel."""
+
+    def __init__(self, epsilon: float = 1e-3, center: bool = True, scale: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+        self.center = center
+        self.scale = scale
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if self.scale:
+            self.gamma = self.add_weight(shape=(channels,), initializer="ones", name="gamma")
+        if self.center:
+            self.beta = self.add_weight(shape=(channels,), initializer="zeros", name="beta")
+
+    def call(self, inputs):
+        mean, var = keras.ops.moments(inputs, axes=[1, 2], keepdims=True)
+        out = (inputs - mean) * keras.ops.rsqrt(var + self.epsilon)
+        if self.scale:
+            out = out * self.gamma
+        if self.center:
+            out = out + self.beta
+        return out
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon, "center": self.center, "scale": self.scale}
+
+
+def _centring(x, name: str, sign: float):
+    """Frozen 1×1 convolution: identity kernel, bias ``sign``·BAND_OFFSETS."""
+    conv = layers.Conv2D(4, 1, name=name, trainable=False)
+    y = conv(x)
+    conv.set_weights([np.eye(4, dtype=np.float32).reshape(1, 1, 4, 4), sign * BAND_OFFSETS])
+    return y
+
+
+def _norm(x, normtype: str, name: str, momentum: float = 0.99):
+    if normtype == "batchnorm":
+        return layers.BatchNormalization(momentum=momentum, epsilon=1e-3, name=name)(x)
+    if normtype == "instancenorm":
+        return InstanceNormalization(name=name)(x)
+    return x
+
+
+def _sep_block(x, filters: int, prefix: str, normtype: str = "batchnorm", dilation: int = 1):
+    """Two (SeparableConv 3×3 'same' → norm → ReLU) units named ``<prefix>_<conv|bn|act>_<i>``."""
+    for i in (1, 2):
+        x = layers.SeparableConv2D(filters, 3, padding="same", dilation_rate=dilation,
+                                   name=f"{prefix}_conv_{i}")(x)
+        x = _norm(x, normtype, f"{prefix}_bn_{i}")
+        x = layers.Activation("relu", name=f"{prefix}_act_{i}")(x)
+    return x
+
+
+def build_cloud_unet(input_shape=(None, None, 4)) -> keras.Model:
+    """Cloud U-Net (32-64-128) returning the cloud probability (H, W, 1); H and W multiples of 4."""
+    inp = keras.Input(shape=input_shape, name="input_1")
+    x = _centring(inp, "normalization", -1.0)
+    skip1 = _sep_block(x, 32, "input")
+    x = layers.MaxPooling2D(2, name="pooling_1")(skip1)
+    x = layers.Dropout(0.0, name="dropout_pool1")(x)
+    skip2 = _sep_block(x, 64, "pool1")
+    x = layers.MaxPooling2D(2, name="pooling_2")(skip2)
+    x = layers.Dropout(0.0, name="dropout_pool2")(x)
+    x = _sep_block(x, 128, "pool2")
+    x = layers.Conv2DTranspose(64, 2, strides=2, padding="same", name="upconv1")(x)
+    x = layers.Concatenate(axis=3, name="concatenate_up_1")([x, skip2])
+    x = layers.Dropout(0.0, name="dropout_up1")(x)
+    x = _sep_block(x, 64, "up1")
+    x = layers.Conv2DTranspose(32, 2, strides=2, padding="same", name="upconv2")(x)
+    x = layers.Concatenate(axis=3, name="concatenate_up_2")([x, skip1])
+    x = layers.Dropout(0.0, name="dropout_up2")(x)
+    x = _sep_block(x, 32, "up2")
+    out = layers.Conv2D(1, 1, activation="sigmoid", name="linear_model")(x)
+    return keras.Model(inp, out, name="cloud_unet")
+
+
+def build_generator(df: int = 64, normtype: str = "batchnorm", input_shape=(None, None, 4)) -> keras.Model:
+    """CycleGAN generator (one direction): 4-band reflectance in, 4-band reflectance out."""
+    if normtype not in NORMTYPES:
+        raise InputError(f"normtype {normtype!r}: expected one of {', '.join(NORMTYPES)}")
+    inp = keras.Input(shape=input_shape, name="ip_gen")
+    centred = _centring(inp, "normalization_gen_in", -1.0)
+    block1 = _sep_block(centred, df, "generator_block_1", normtype)
+    concat1 = layers.Concatenate(axis=-1, name="gen_concatenate_1")([centred, block1])
+    block2 = _sep_block(concat1, df, "generator_block_2", normtype, dilation=2)
+    concat2 = layers.Concatenate(axis=-1, name="gen_concatenate_2")([block2, concat1])
+    x = layers.Conv2D(4, 1, name="out_generator")(concat2)
+    out = _centring(x, "normalization_gen_out", 1.0)
+    return keras.Model(inp, out, name="generator")
+
+
+def build_discriminator(df: int = 8, normtype: str = "batchnorm", input_shape=(None, None, 4)) -> keras.Model:
+    """PatchGAN discriminator: one logit per patch (stride 16)."""
+    if normtype not in NORMTYPES:
+        raise InputError(f"normtype {normtype!r}: expected one of {', '.join(NORMTYPES)}")
+    inp = keras.Input(shape=input_shape, name="ip_disc")
+    x = _centring(inp, "normalization_disc_in", -1.0)
+    for i, mult in enumerate((1, 2, 4, 8), start=1):
+        x = layers.Conv2D(df * mult, 4, strides=2, padding="same", name=f"disc_conv_{i}")(x)
+        if i > 1:
+            x = _norm(x, normtype, f"disc_norm_{i}", momentum=0.8)
+        x = layers.LeakyReLU(negative_slope=0.2, name=f"disc_act_{i}")(x)
+    out = layers.Conv2D(1, 1, name="disc_logits")(x)
+    return keras.Model(inp, out, name="discriminator")
+
+
+def _weighted_layers(model: keras.Model) -> list:
+    return [layer for layer in model.layers if layer.weights]
+
+
+def _check_legacy_h5(model: keras.Model, path: Path) -> None:
+    """Compare a Keras 2 HDF5 file's layers (order-based, as Keras loads them) with the model's."""
+    with h5py.File(path, "r") as f:
+        group = f["model_weights"] if "model_weights" in f else f
+        if "layer_names" not in group.attrs:
+            raise InputError(f"{path}: not a Keras weights file (no layer_names)")
+        saved = []
+        for name in (n.decode() if isinstance(n, bytes) else n for n in group.attrs["layer_names"]):
+            names = [w.decode() if isinstance(w, bytes) else w for w in group[name].attrs["weight_names"]]
+            if names:
+                saved.append((name, [group[name][w].shape for w in names]))
+    ours = _weighted_layers(model)
+    for k, (layer, (name, shapes)) in enumerate(zip(ours, saved)):
+        expected = [tuple(w.shape) for w in layer.weights]
+        if [tuple(s) for s in shapes] != expected:
+            raise InputError(
+                f"{path}: weights do not fit model {model.name!r}: layer #{k} {layer.name!r} expects "
+                f"shapes {expected}, the file's layer {name!r} holds {[tuple(s) for s in shapes]}")
+    if len(ours) != len(saved):
+        first = ours[len(saved)].name if len(ours) > len(saved) else saved[len(ours)][0]
+        raise InputError(
+            f"{path}: weights do not fit model {model.name!r}: the model has {len(ours)} layers with "
+            f"weights, the file {len(saved)}; first unmatched layer {first!r}")
+
+
+def _snake_case(name: str) -> str:
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _keras3_store_names(model: keras.Model) -> dict:
+    """The names Keras 3 gives each layer in a ``.weights.h5`` file: class name in snake case, numbered."""
+    used: dict[str, int] = {}
+    names = {}
+    for layer in model.layers:
+        base = _snake_case(type(layer).__name__)
+        used[base] = used.get(base, -1) + 1
+        names[layer.name] = base if used[base] == 0 else f"{base}_{used[base]}"
+    return names
+
+
+def _check_keras3_h5(model: keras.Model, path: Path) -> None:
+    """Compare a Keras 3 ``.weights.h5`` file's per-layer variables with the model's."""
+    store_names = _keras3_store_names(model)
+    with h5py.File(path, "r") as f:
+        if "layers" not in f:
+            raise InputError(f"{path}: not a Keras 3 weights file (no 'layers' group)")
+        saved = f["layers"]
+        for layer in _weighted_layers(model):
+            key = store_names[layer.name]
+            vars_ = saved[key]["vars"] if key in saved and "vars" in saved[key] else {}
+            shapes = [tuple(vars_[str(i)].shape) for i in range(len(vars_))]
+            expected = [tuple(w.shape) for w in layer.weights]
+            if shapes != expected:
+                raise InputError(
+                    f"{path}: weights do not fit model {model.name!r}: layer {layer.name!r} expects "
+                    f"shapes {expected}, the file's {key!r} holds {shapes}")
+
+
+def load_weights_checked(model: keras.Model, path: str | Path) -> keras.Model:
+    """Load weights (Keras 2 ``.hdf5``/``.h5`` or Keras 3 ``.weights.h5``/``.keras``) into ``model``.
+
+    Raises InputError naming the file and the first mismatching layer when the weights belong to
+    another architecture.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: weights file not found")
+    name = path.name
+    try:
+        if name.endswith(".weights.h5"):
+            _check_keras3_h5(model, path)
+        elif name.endswith((".h5", ".hdf5")):
+            _check_legacy_h5(model, path)
+        elif not name.endswith(".keras"):
+            raise InputError(f"{path}: unknown weights format (expected .weights.h5, .keras, .h5 or .hdf5)")
+        model.load_weights(path)
+    except (OSError, KeyError, ValueError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{path}: cannot load weights into model {model.name!r}: {exc}") from exc
+    log.info("loaded weights %s into %s", path, model.name)
+    return model
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast inference: the same computation as plain TensorFlow ops. BatchNorm is folded into the
+# preceding convolution; concatenations are never materialised before a depthwise-separable or
+# 1×1 convolution (both act channel-wise first, so they are applied per part and summed);
+# transposed 2×2/2 convolutions are one 1×1 convolution and a depth-to-space.
+
+def _fold_bn(kernel: np.ndarray, bias: np.ndarray, bn) -> tuple[np.ndarray, np.ndarray]:
+    gamma, beta, mean, var = (np.asarray(w, np.float64) for w in bn.get_weights())
+    scale = gamma / np.sqrt(var + bn.epsilon)
+    return (kernel * scale).astype(np.float32), ((bias - mean) * scale + beta).astype(np.float32)
+
+
+def _split(array: np.ndarray, sizes: list[int], axis: int) -> list[np.ndarray]:
+    return np.split(array, np.cumsum(sizes)[:-1], axis=axis)
+
+
+class _Op:
+    """One layer of a folded inference graph, mapping lists of channel parts to lists of parts."""
+
+    def __init__(self, layer, fold=None):
+        import tensorflow as tf
+
+        self.tf = tf
+        self.layer = layer
+        self.kind = type(layer).__name__
+        self.activation = getattr(getattr(layer, "activation", None), "__name__", "linear")
+        weights = [np.asarray(w, np.float32) for w in layer.get_weights()]
+        self.depthwise = self.kernel = self.bias = None
+        if self.kind == "SeparableConv2D":
+            self.depthwise, self.kernel, self.bias = weights
+        elif self.kind in ("Conv2D", "Conv2DTranspose"):
+            self.kernel, self.bias = weights
+        if fold is not None:
+            self.kernel, self.bias = _fold_bn(self.kernel, self.bias, fold)
+        if self.kind == "Conv2DTranspose":
+            kh, kw, cout, cin = self.kernel.shape
+            if (kh, kw) != (2, 2) or tuple(layer.strides) != (2, 2):
+                raise InputError(f"layer {layer.name}: only 2×2 stride-2 transposed convolutions are supported")
+            self.kernel = self.kernel.transpose(3, 0, 1, 2).reshape(1, 1, cin, 4 * cout)
+            self.bias = np.tile(self.bias, 4)
+        self.pointwise = self.kind == "SeparableConv2D" or (
+            self.kind == "Conv2D" and self.kernel.shape[:2] == (1, 1) and tuple(layer.strides) == (1, 1))
+
+    def __call__(self, *inputs: list) -> list:
+        tf = self.tf
+        parts = [p for part_list in inputs for p in part_list]
+        layer = self.layer
+        if self.kind in ("InputLayer", "Dropout", "Folded", "Concatenate"):
+            return parts
+        if self.pointwise:
+            sizes = [int(p.shape[-1]) for p in parts]
+            kernels = _split(self.kernel, sizes, axis=2)
+            depthwise = _split(self.depthwise, sizes, axis=2) if self.depthwise is not None else [None] * len(parts)
+            total = None
+            for part, kernel, dw in zip(parts, kernels, depthwise):
+                if dw is not None:
+                    part = tf.nn.depthwise_conv2d(part, dw, [1, 1, 1, 1], "SAME", dilations=layer.dilation_rate)
+                y = tf.nn.conv2d(part, kernel, 1, "VALID")
+                total = y if total is None else total + y
+            return [_activate(tf, tf.nn.bias_add(total, self.bias), self.activation)]
+        x = parts[0] if len(parts) == 1 else tf.concat(parts, axis=-1)
+        if self.kind == "Conv2D":
+            x = tf.nn.bias_add(tf.nn.conv2d(x, self.kernel, layer.strides, layer.padding.upper(),
+                                            dilations=layer.dilation_rate), self.bias)
+            return [_activate(tf, x, self.activation)]
+        if self.kind == "Conv2DTranspose":
+            x = tf.nn.depth_to_space(tf.nn.bias_add(tf.nn.conv2d(x, self.kernel, 1, "VALID"), self.bias), 2)
+            return [_activate(tf, x, self.activation)]
+        if self.kind == "MaxPooling2D":
+            return [tf.nn.max_pool2d(x, layer.pool_size, layer.strides, layer.padding.upper())]
+        if self.kind == "Activation":
+            return [_activate(tf, x, self.activation)]
+        return [layer(x, training=False)]
+
+
+def _activate(tf, x, name: str):
+    if name == "relu":
+        return tf.nn.relu(x)
+    if name == "sigmoid":
+        return tf.math.sigmoid(x)
+    if name == "linear":
+        return x
+    raise InputError(f"activation {name!r} is not supported by the folded inference graph")
+
+
+def folded_graph(model: keras.Model):
+    """A plain function ``f(x) -> y`` on TensorFlow tensors computing ``model(x, training=False)``
+    with BatchNorm folded and concatenations avoided (for fast tiled inference)."""
+    consumers: dict[int, list] = {}
+    for layer in model.layers:
+        for t in layer._inbound_nodes[0].input_tensors:
+            consumers.setdefault(id(t), []).append(layer)
+    ops = []
+    folded = set()
+    for layer in model.layers:
+        node = layer._inbound_nodes[0]
+        out = node.output_tensors[0]
+        users = consumers.get(id(out), [])
+        fold = None
+        if (type(layer).__name__ in ("SeparableConv2D", "Conv2D") and len(users) == 1
+                and type(users[0]).__name__ == "BatchNormalization"
+                and getattr(layer.activation, "__name__", "") == "linear"):
+            fold = users[0]
+            folded.add(id(fold))
+        op = _Op(layer, fold)
+        if id(layer) in folded:
+            op.kind = "Folded"
+        ops.append((op, [id(t) for t in node.input_tensors], id(out)))
+    in_id, out_id = id(model.inputs[0]), id(model.outputs[0])
+
+    def run(x):
+        values = {in_id: [x]}
+        for op, inputs, out in ops:
+            values[out] = op(*[values[i] for i in inputs]) if inputs else values[in_id]
+        parts = values[out_id]
+        return parts[0] if len(parts) == 1 else op.tf.concat(parts, axis=-1)
+
+    return run

@@ -1,0 +1,149 @@
+"""Tiled inference (SPEC §6): golden InferenceDA, tile-size invariance, COG, untouched input, bad input."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import h5py
+import luigi
+import numpy as np
+import pytest
+import rasterio
+
+from pvl8da.errors import InputError
+from pvl8da.inference import Tiling, infer_clouds, infer_da, read_padded
+from pvl8da.probav import PV_BANDS, ProbaVProduct, band_path
+from tasks.inference import InferenceDA
+from test_probav import write_pv
+
+GOLDEN = "golden/inference/PROBAV_L2A_20150704_101530_2_333M_V101.HDF5"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def weights(reference_dir):
+    return {"cloud_detection_weights": reference_dir / "weights/cloud_detection_l8.hdf5",
+            "dagans_weights": reference_dir / "weights/full.hdf5"}
+
+
+@pytest.fixture(scope="module")
+def golden_run(reference_dir, weights, tmp_path_factory):
+    """InferenceDA with the published weights on the golden 800×800 product, 256-pixel tiles."""
+    src = reference_dir / GOLDEN
+    digest = sha256(src)
+    dest = tmp_path_factory.mktemp("golden") / "adapted.HDF5"
+    outputs = infer_da(src, dest, **weights, tiling=Tiling(tile=256))
+    assert sha256(src) == digest
+    return src, outputs
+
+
+def read_result(path: Path, cm_name="CM_PVDAGANS"):
+    with h5py.File(path, "r") as f:
+        dn = np.stack([f[band_path(b)][:] for b in PV_BANDS], axis=-1)
+        return dn, f[cm_name][:]
+
+
+def test_golden_inference(golden_run):
+    src, outputs = golden_run
+    ref = np.load(f"{src}.reference.npz")
+    dn, cm = read_result(outputs.product)
+    assert ((cm < 0) == (ref["cm_pvdagans"] < 0)).all() and ((dn < 0) == (ref["adapted_toa_dn"] < 0)).all()
+    valid = (cm >= 0) & (ref["cm_pvdagans"] >= 0)
+    diff = np.abs(cm - ref["cm_pvdagans"])[valid]
+    assert np.percentile(diff, 99.9) <= 0.01 and diff.max() <= 0.05
+    assert ((cm >= 0.5) == (ref["cm_pvdagans"] >= 0.5))[valid].mean() >= 0.999
+    assert np.abs(dn.astype(int) - ref["adapted_toa_dn"])[valid].mean() <= 1
+    with ProbaVProduct(src) as p:
+        invalid = p.invalid()
+    assert (cm[invalid] == -1).all() and (dn[invalid] == -1).all()
+
+
+def test_output_is_a_copy_with_cog_and_quicklook(golden_run):
+    src, outputs = golden_run
+    with h5py.File(src, "r") as a, h5py.File(outputs.product, "r") as b:
+        assert dict(a.attrs).keys() <= dict(b.attrs).keys()
+        assert np.array_equal(a["LEVEL2A/QUALITY/SM"][:], b["LEVEL2A/QUALITY/SM"][:])
+        assert np.array_equal(a[band_path("RED")].attrs["MAPPING"], b[band_path("RED")].attrs["MAPPING"])
+        assert not np.array_equal(a[band_path("RED")][:], b[band_path("RED")][:])
+        transform = ProbaVProduct(src).transform
+    _, cm = read_result(outputs.product)
+    with rasterio.open(outputs.cog) as cog:
+        assert cog.crs.to_epsg() == 4326 and cog.transform.almost_equals(transform, precision=1e-12)
+        assert cog.dtypes[0] == "uint8" and cog.nodata == 255 and cog.shape == cm.shape
+        assert cog.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        mask = cog.read(1)
+    assert ((mask == 255) == (cm < 0)).all() and ((mask == 1) == (cm >= 0.5)).all()
+    assert outputs.cog.name == "adapted_clouds.tif" and outputs.quicklook.stat().st_size > 10_000
+
+
+def test_tile_size_does_not_matter(golden_run, weights, tmp_path):
+    src, outputs = golden_run
+    big = infer_da(src, tmp_path / "big.HDF5", **weights, tiling=Tiling(tile=2048), quicklook=False)
+    dn_small, cm_small = read_result(outputs.product)
+    dn_big, cm_big = read_result(big.product)
+    assert np.abs(cm_small - cm_big).max() <= 1e-4
+    assert np.abs(dn_small.astype(int) - dn_big).max() <= 1
+
+
+def test_read_padded_reflects_and_aligns():
+    image = np.arange(10 * 9, dtype=np.float32).reshape(10, 9)
+    block = read_padded(lambda r, c: image[r, c], image.shape, 8, 8, Tiling(tile=8, halo=4))
+    assert block.shape == (16, 16)
+    padded = np.pad(image, 4, mode="reflect")
+    assert np.array_equal(block[:6, :5], padded[8:14, 8:13])
+
+
+def test_no_adaptation_and_landsat_clouds(tmp_path, weights, reference_dir):
+    src = write_pv(tmp_path / "pv.HDF5", shape=(40, 52), invalid_box=(slice(0, 5), slice(0, 52)))
+    out = infer_da(src, tmp_path / "raw.HDF5", weights["cloud_detection_weights"], None, adaptation=False)
+    with h5py.File(src, "r") as a, h5py.File(out.product, "r") as b:
+        assert np.array_equal(a[band_path("NIR")][:], b[band_path("NIR")][:])
+        cm = b["CM_UNET"][:]
+    assert (cm[:5] == -1).all() and ((cm[5:] >= 0) & (cm[5:] <= 1)).all()
+    landsat = reference_dir / "golden/convert/LC80010112014080LGN00_333M.reference.HDF5"
+    res = infer_clouds(landsat, tmp_path / "l8.HDF5", weights["cloud_detection_weights"])
+    with h5py.File(landsat, "r") as a, h5py.File(res.product, "r") as b:
+        invalid = np.stack([a[band_path(x)][:] <= -1000 for x in PV_BANDS]).any(0)
+        cm = b["CM_UNET"][:]
+        assert np.array_equal(a["CM_RESAMPLED"][:], b["CM_RESAMPLED"][:])
+    assert ((cm == -1) == invalid).all() and res.cog.is_file()
+
+
+def _nothing_written(folder: Path, before: set) -> bool:
+    return set(folder.iterdir()) == before
+
+
+@pytest.mark.parametrize("case", ["no_sm", "other_weights", "dest_is_input", "missing_folder"])
+def test_bad_input_writes_nothing(tmp_path, weights, case):
+    src = write_pv(tmp_path / "pv.HDF5", sm=case != "no_sm")
+    digest, before = sha256(src), set(tmp_path.iterdir())
+    dest = tmp_path / "out.HDF5"
+    kwargs = dict(weights)
+    match = {"no_sm": "pv.HDF5.*LEVEL2A/QUALITY/SM", "other_weights": "cloud_detection_l8.hdf5.*generator_block_1_conv_1",
+             "dest_is_input": "destination is the input", "missing_folder": "destination folder .* does not exist"}[case]
+    if case == "other_weights":
+        kwargs["dagans_weights"] = weights["cloud_detection_weights"]
+    if case == "dest_is_input":
+        dest = src
+    if case == "missing_folder":
+        dest = tmp_path / "nowhere" / "out.HDF5"
+    with pytest.raises(InputError, match=match):
+        infer_da(src, dest, **kwargs)
+    assert sha256(src) == digest and _nothing_written(tmp_path, before)
+
+
+def test_task_missing_weights_message_and_run(tmp_path, weights):
+    src = write_pv(tmp_path / "pv.HDF5", shape=(24, 36))
+    task = InferenceDA(pvimage=str(src), image_dest=str(tmp_path / "a.HDF5"),
+                       cloud_detection_weights=str(weights["cloud_detection_weights"]),
+                       dagans_weights=str(tmp_path / "missing.weights.h5"))
+    with pytest.raises(InputError, match="missing.weights.h5 not found.*--dagans-weights"):
+        task.run()
+    task = InferenceDA(pvimage=str(src), image_dest=str(tmp_path / "a.HDF5"),
+                       cloud_detection_weights=str(weights["cloud_detection_weights"]),
+                       dagans_weights=str(weights["dagans_weights"]))
+    assert luigi.build([task], local_scheduler=True, log_level="WARNING")
+    assert all(Path(t.path).is_file() for t in task.output().values())

@@ -1,0 +1,76 @@
+"""Models of SPEC §4: the published weights load unchanged and reproduce the golden patch outputs."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pvl8da.errors import InputError
+from pvl8da.models import (InstanceNormalization, build_cloud_unet, build_discriminator, build_generator,
+                           folded_graph, load_weights_checked)
+
+
+@pytest.fixture(scope="module")
+def published(reference_dir):
+    generator = load_weights_checked(build_generator(), reference_dir / "weights/full.hdf5")
+    unet = load_weights_checked(build_cloud_unet(), reference_dir / "weights/cloud_detection_l8.hdf5")
+    golden = np.load(reference_dir / "golden/models/patch_io.npz")
+    return generator, unet, golden
+
+
+def test_golden_patch_outputs(published):
+    generator, unet, golden = published
+    x = golden["x"][None]
+    adapted = generator.predict_on_batch(x)
+    assert np.abs(adapted[0] - golden["generator"]).max() <= 1e-3
+    assert np.abs(unet.predict_on_batch(x)[0] - golden["clouds"]).max() <= 1e-3
+    assert np.abs(unet.predict_on_batch(adapted)[0] - golden["clouds_of_generator"]).max() <= 1e-3
+
+
+def test_folded_graph_equals_keras(published):
+    generator, unet, golden = published
+    x = tf.constant(golden["x"][None, :128, :96])
+    assert np.abs(folded_graph(generator)(x).numpy() - generator(x, training=False).numpy()).max() < 1e-5
+    assert np.abs(folded_graph(unet)(x).numpy() - unet(x, training=False).numpy()).max() < 1e-5
+
+
+def test_other_architecture_names_the_layer(reference_dir):
+    with pytest.raises(InputError, match="cloud_detection_l8.hdf5.*'generator_block_1_conv_1'.*'input_conv_1'"):
+        load_weights_checked(build_generator(), reference_dir / "weights/cloud_detection_l8.hdf5")
+    with pytest.raises(InputError, match="full.hdf5.*'input_conv_1'"):
+        load_weights_checked(build_cloud_unet(), reference_dir / "weights/full.hdf5")
+
+
+def test_keras3_weights_round_trip_and_mismatch(tmp_path):
+    unet = build_cloud_unet()
+    path = tmp_path / "u.weights.h5"
+    unet.save_weights(path)
+    other = load_weights_checked(build_cloud_unet(), path)
+    x = np.random.default_rng(0).uniform(0, 1, (1, 32, 32, 4)).astype(np.float32)
+    assert np.array_equal(other(x), unet(x))
+    with pytest.raises(InputError, match="u.weights.h5.*'generator_block_1_conv_1'"):
+        load_weights_checked(build_generator(), path)
+    with pytest.raises(InputError, match="weights file not found"):
+        load_weights_checked(unet, tmp_path / "none.weights.h5")
+
+
+def test_instance_norm_generator_saves_as_keras(tmp_path):
+    generator = build_generator(df=8, normtype="instancenorm")
+    x = np.random.default_rng(0).uniform(0, 1, (2, 20, 24, 4)).astype(np.float32)
+    generator.save(tmp_path / "g.keras")
+    loaded = keras.models.load_model(tmp_path / "g.keras")
+    assert np.abs(loaded(x) - generator(x)).max() < 1e-6
+    norm = InstanceNormalization()
+    y = norm(x * 3 + 1).numpy()
+    np.testing.assert_allclose(y.mean(axis=(1, 2)), 0, atol=1e-4)
+    np.testing.assert_allclose(y.std(axis=(1, 2)), 1, atol=1e-2)
+
+
+def test_shapes_any_size():
+    x = np.zeros((1, 64, 48, 4), np.float32)
+    assert build_discriminator()(x).shape == (1, 4, 3, 1)
+    assert build_generator(df=8, normtype="no")(x).shape == (1, 64, 48, 4)
+    assert build_cloud_unet()(x).shape == (1, 64, 48, 1)
+    with pytest.raises(InputError, match="normtype"):
+        build_generator(normtype="groupnorm")
