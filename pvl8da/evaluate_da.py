@@ -1,0 +1,231 @@
+"""EvaluateDA: cloud detection on Proba-V products with and without domain adaptation, against reference masks.
+
+Methods compared per product and overall (pixels pooled): the operational SM cloud mask, the cloud
+U-Net on the raw Proba-V bands, and the U-Net on the bands adapted by each PV -> LU generator.
+Reference masks come from a GeoTIFF (0 clear, 1 cloud, 255 or the file's nodata: no data) on any
+grid, or from a labelled Landsat-as-Proba-V product (``CM_RESAMPLED`` binarised at 0.5) of a
+co-located scene. Scores (``pvl8da.metrics``) go to a CSV, a Markdown table and a bar chart.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.warp
+from rasterio.enums import Resampling
+
+from pvl8da.atomic import atomic_path
+from pvl8da.errors import InputError
+from pvl8da.metrics import METRIC_NAMES, Confusion, confusion, scores
+from pvl8da.pairs import coregister
+from pvl8da.probav import CRS, LandsatAsProbaVProduct, ProbaVProduct
+
+log = logging.getLogger(__name__)
+
+SM_METHOD = "SM (operational)"
+RAW_METHOD = "U-Net (no adaptation)"
+LANDSAT_METHOD = "U-Net on Landsat-as-PV"
+TILE = 512
+HALO = 32
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    """A Proba-V product and its reference: a GeoTIFF mask or a labelled Landsat-as-Proba-V product."""
+
+    pvimage: Path
+    reference: Path
+
+
+@dataclass
+class Reference:
+    """Reference clouds on a window ``rows, cols`` of a Proba-V product."""
+
+    cloud: np.ndarray
+    valid: np.ndarray
+    rows: slice
+    cols: slice
+    landsat_toa: np.ndarray | None = None
+
+
+def reference_from_geotiff(pv: ProbaVProduct, path: str | os.PathLike) -> Reference:
+    """A GeoTIFF cloud mask resampled (nearest) onto the whole Proba-V grid."""
+    path = Path(path)
+    try:
+        with rasterio.open(path) as src:
+            mask = src.read(1)
+            nodata = 255 if src.nodata is None else src.nodata
+            dst = np.full(pv.shape, 255, np.uint8)
+            rasterio.warp.reproject(np.where(mask == nodata, 255, mask != 0).astype(np.uint8), dst,
+                                    src_transform=src.transform, src_crs=src.crs, dst_transform=pv.transform,
+                                    dst_crs=CRS, resampling=Resampling.nearest, src_nodata=255, dst_nodata=255)
+    except rasterio.errors.RasterioIOError as err:
+        raise InputError(f"{path}: cannot read the reference mask ({err})") from err
+    return Reference(dst == 1, dst != 255, slice(0, pv.shape[0]), slice(0, pv.shape[1]))
+
+
+def reference_from_landsat(pv: ProbaVProduct, path: str | os.PathLike) -> Reference:
+    """The labels of a co-located Landsat-as-Proba-V product co-registered onto the Proba-V grid
+    (with its bands, on which the U-Net's Landsat-domain accuracy is measured)."""
+    with LandsatAsProbaVProduct(path) as lu:
+        if "CM_RESAMPLED" not in lu.file:
+            raise InputError(f"{path}: no CM_RESAMPLED labels to evaluate against")
+        reg = coregister(pv, lu)
+    rows = slice(reg.row0, reg.row0 + reg.valid.shape[0])
+    cols = slice(reg.col0, reg.col0 + reg.valid.shape[1])
+    return Reference(reg.clouds >= 0.5, reg.valid, rows, cols, landsat_toa=reg.lu)
+
+
+def load_reference(pv: ProbaVProduct, path: str | os.PathLike) -> Reference:
+    """A reference from a GeoTIFF (``.tif``/``.tiff``) or a Landsat-as-Proba-V HDF5 product."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: reference mask for {pv.path} not found")
+    if path.suffix.lower() in (".tif", ".tiff"):
+        return reference_from_geotiff(pv, path)
+    return reference_from_landsat(pv, path)
+
+
+def predict_clouds(cloud_model, toa: np.ndarray, invalid: np.ndarray, generator=None,
+                   tile: int = TILE, halo: int = HALO) -> np.ndarray:
+    """Cloud probability of a (H, W, 4) reflectance window, optionally adapted by ``generator`` first.
+
+    Invalid pixels are filled with 0, the window is reflect-padded and processed in tiles whose
+    offsets are multiples of 4 with a halo, so every tile sees the U-Net's pooling grid of the whole.
+    """
+    x = np.where(invalid[..., None], 0.0, toa).astype(np.float32)
+    height, width = invalid.shape
+    out = np.zeros((height, width), np.float32)
+    for r in range(0, height, tile):
+        for c in range(0, width, tile):
+            r0, c0 = max(r - halo, 0), max(c - halo, 0)
+            r1, c1 = min(r + tile + halo, height), min(c + tile + halo, width)
+            block = x[r0:r1, c0:c1]
+            pad_h, pad_w = (-block.shape[0]) % 4, (-block.shape[1]) % 4
+            mode = "reflect" if min(block.shape[:2]) > max(pad_h, pad_w) else "edge"
+            block = np.pad(block, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)[None]
+            if generator is not None:
+                block = generator(block, training=False)
+            prob = np.asarray(cloud_model(block, training=False))[0, ..., 0]
+            rr, cc = min(r + tile, height), min(c + tile, width)
+            out[r:rr, c:cc] = prob[r - r0:rr - r0, c - c0:cc - c0]
+    return out
+
+
+def evaluate_product(item: EvalItem, cloud_model, generators: dict) -> list[dict]:
+    """Confusion counts of every method on one product (rows: product, method, tp, fp, fn, tn)."""
+    with ProbaVProduct(item.pvimage) as pv:
+        ref = load_reference(pv, item.reference)
+        window = (ref.rows, ref.cols)
+        toa = pv.read_toa(window)
+        invalid = pv.invalid(window)
+        sm_cloud = pv.cloud_mask_sm(window)
+    valid = ref.valid & ~invalid
+    if not valid.any():
+        raise InputError(f"{item.pvimage}: no pixel valid in both the product and the reference {item.reference}")
+    predictions = {SM_METHOD: sm_cloud,
+                   RAW_METHOD: predict_clouds(cloud_model, toa, invalid) >= 0.5}
+    for name, generator in generators.items():
+        predictions[f"U-Net + {name}"] = predict_clouds(cloud_model, toa, invalid, generator) >= 0.5
+    if ref.landsat_toa is not None:
+        predictions[LANDSAT_METHOD] = predict_clouds(cloud_model, ref.landsat_toa, ~ref.valid) >= 0.5
+    product = Path(item.pvimage).name
+    rows = []
+    for method, pred in predictions.items():
+        counts = confusion(pred, ref.cloud, valid)
+        rows.append({"product": product, "method": method, **counts.as_dict()})
+        log.info("%s %s: %s", product, method, _short(scores(counts)))
+    return rows
+
+
+def _short(s: dict) -> str:
+    return ", ".join(f"{k}={v:.3f}" for k, v in s.items())
+
+
+def score_rows(count_rows: list[dict]) -> list[dict]:
+    """Per-product rows and an ``overall`` row per method (pixels pooled), each with METRIC_NAMES added."""
+    out = []
+    methods = list(dict.fromkeys(r["method"] for r in count_rows))
+    for r in count_rows:
+        c = Confusion(r["tp"], r["fp"], r["fn"], r["tn"])
+        out.append({**r, "pixels": c.total, **scores(c)})
+    for method in methods:
+        total = sum((Confusion(r["tp"], r["fp"], r["fn"], r["tn"]) for r in count_rows if r["method"] == method),
+                    Confusion())
+        out.append({"product": "overall", "method": method, **total.as_dict(), "pixels": total.total,
+                    **scores(total)})
+    return out
+
+
+def generator_settings(weights: str | os.PathLike) -> dict:
+    """``df`` and ``normtype`` of a generator: from the ``<stem>_config.json`` TrainCycleGAN writes beside
+    ``<stem>.weights.h5``, else the published defaults (64, batchnorm)."""
+    name = Path(weights).name
+    config = Path(weights).with_name(name.removesuffix(".weights.h5") + "_config.json")
+    if name.endswith(".weights.h5") and config.is_file():
+        data = json.loads(config.read_text())
+        return {"df": int(data.get("df_gen", 64)), "normtype": data.get("normtype", "batchnorm")}
+    return {"df": 64, "normtype": "batchnorm"}
+
+
+def load_models(cloud_weights: str | os.PathLike, dagans: dict[str, str | os.PathLike]):
+    """The cloud U-Net and the named PV -> LU generators."""
+    from pvl8da import models
+
+    missing = [str(p) for p in [cloud_weights, *dagans.values()] if not Path(p).is_file()]
+    if missing:
+        raise InputError(f"model weights not found: {', '.join(missing)}")
+    cloud = models.load_weights_checked(models.build_cloud_unet(), cloud_weights)
+    generators = {name: models.load_weights_checked(models.build_generator(**generator_settings(path)), path)
+                  for name, path in dagans.items()}
+    return cloud, generators
+
+
+def write_reports(rows: list[dict], out_folder: str | os.PathLike) -> dict[str, Path]:
+    """``evaluation.md``, ``evaluation.png`` (overall bars) and, last, ``evaluation.csv`` in ``out_folder``."""
+    from pvl8da.plots.evaluation import evaluation_bar_chart
+
+    out_folder = Path(out_folder)
+    out_folder.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": out_folder / "evaluation.csv", "md": out_folder / "evaluation.md",
+             "png": out_folder / "evaluation.png"}
+    fields = ["product", "method", *METRIC_NAMES, "pixels", "tp", "fp", "fn", "tn"]
+    with atomic_path(paths["md"]) as tmp:
+        tmp.write_text(markdown_table(rows))
+    evaluation_bar_chart([r for r in rows if r["product"] == "overall"], paths["png"])
+    with atomic_path(paths["csv"]) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return paths
+
+
+def _pct(v: float) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.2f}"
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """Markdown table: overall first, then per product; scores in percent (kappa × 100)."""
+    head = "| product | method | OA | kappa | commission | omission | F1 | pixels |\n|---|---|---:|---:|---:|---:|---:|---:|\n"
+    ordered = [r for r in rows if r["product"] == "overall"] + [r for r in rows if r["product"] != "overall"]
+    body = "".join(f"| {r['product']} | {r['method']} | {_pct(r['overall_accuracy'])} | {_pct(r['kappa'])} | "
+                   f"{_pct(r['commission'])} | {_pct(r['omission'])} | {_pct(r['f1'])} | {r['pixels']} |\n"
+                   for r in ordered)
+    return head + body
+
+
+def evaluate_da(items: list[EvalItem], cloud_weights: str | os.PathLike, dagans: dict[str, str | os.PathLike],
+                out_folder: str | os.PathLike) -> dict[str, Path]:
+    """Evaluate every method on every product and write the reports; returns their paths."""
+    if not items:
+        raise InputError("no Proba-V product to evaluate")
+    cloud, generators = load_models(cloud_weights, dagans)
+    counts = [row for item in items for row in evaluate_product(item, cloud, generators)]
+    return write_reports(score_rows(counts), out_folder)

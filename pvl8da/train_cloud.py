@@ -1,0 +1,197 @@
+"""Train the cloud U-Net (SPEC §4) on Landsat-as-Proba-V products with their ``CM_RESAMPLED`` labels.
+
+Labels are binarised at 0.5; pixels invalid in the bands or the labels get zero weight in the loss.
+Patches are augmented with the dihedral group D4, the validation split is by scene (product), the
+weights of the epoch with the lowest validation loss are kept, and per-epoch metrics go to a CSV.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pvl8da.atomic import atomic_path
+from pvl8da.cyclegan import d4_transform, recalibrate_batchnorm, save_weights_atomic
+from pvl8da.errors import InputError
+from pvl8da.metrics import confusion, scores
+from pvl8da.probav import LandsatAsProbaVProduct
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CloudTrainConfig:
+    """Hyper-parameters of the cloud U-Net training."""
+
+    epochs: int = 20
+    batch_size: int = 16
+    patch_size: int = 64
+    stride: int = 32
+    min_valid_fraction: float = 0.25
+    lr: float = 1e-3
+    seed: int = 123
+    val_fraction: float = 0.25
+    steps_per_epoch: int | None = None
+    bn_momentum: float = 0.9
+
+    def __post_init__(self) -> None:
+        if self.patch_size % 4:
+            raise InputError(f"patch_size {self.patch_size} must be a multiple of 4 (U-Net pooling)")
+
+
+@dataclass
+class Patches:
+    """Image patches (N, S, S, 4), binary labels (N, S, S) and loss weights (N, S, S; 0 where invalid)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    w: np.ndarray
+
+    @staticmethod
+    def concat(parts: list["Patches"]) -> "Patches":
+        return Patches(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("x", "y", "w")))
+
+
+def read_labelled(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TOA (H, W, 4; 0 where invalid), cloud labels binarised at 0.5 and validity of a Landsat-as-Proba-V product."""
+    with LandsatAsProbaVProduct(path) as product:
+        dn = product.read_dn_all()
+        invalid = product.invalid_from(dn)
+        if "CM_RESAMPLED" not in product.file:
+            raise InputError(f"{path}: no CM_RESAMPLED labels (convert a biome or 38c scene)")
+        soft = product.read_clouds()
+        x = product.toa_from_dn(dn)
+    valid = ~invalid & (soft >= 0)
+    x[~valid] = 0.0
+    return x, (soft >= 0.5) & valid, valid
+
+
+def product_patches(path: str | os.PathLike, size: int = 64, stride: int = 32,
+                    min_valid_fraction: float = 0.25) -> Patches:
+    """Patches of one product on a stride grid (edges padded as invalid) holding enough valid pixels."""
+    x, y, valid = read_labelled(path)
+    height, width = valid.shape
+    pad_h = size + math.ceil(max(height - size, 0) / stride) * stride - height
+    pad_w = size + math.ceil(max(width - size, 0) / stride) * stride - width
+    x = np.pad(x, ((0, pad_h), (0, pad_w), (0, 0)))
+    y = np.pad(y, ((0, pad_h), (0, pad_w)))
+    valid = np.pad(valid, ((0, pad_h), (0, pad_w)))
+    cut = [(slice(r, r + size), slice(c, c + size))
+           for r in range(0, valid.shape[0] - size + 1, stride) for c in range(0, valid.shape[1] - size + 1, stride)]
+    cut = [s for s in cut if valid[s].mean() >= min_valid_fraction]
+    if not cut:
+        return Patches(np.zeros((0, size, size, 4), np.float32), np.zeros((0, size, size), np.float32),
+                       np.zeros((0, size, size), np.float32))
+    return Patches(np.stack([x[s] for s in cut]).astype(np.float32), np.stack([y[s] for s in cut]).astype(np.float32),
+                   np.stack([valid[s] for s in cut]).astype(np.float32))
+
+
+def split_by_scene(products: list, val_fraction: float, seed: int) -> tuple[list, list]:
+    """Seeded split of whole products into training and validation (none for validation when only one)."""
+    products = sorted(str(p) for p in products)
+    order = np.random.default_rng(seed).permutation(len(products))
+    n_val = 0 if len(products) < 2 else min(len(products) - 1, max(1, round(val_fraction * len(products))))
+    val = [Path(products[i]) for i in sorted(order[:n_val])]
+    train = [Path(products[i]) for i in sorted(order[n_val:])]
+    return train, val
+
+
+def _augment(x, y, w, seed):
+    k = tf.random.stateless_uniform(tf.shape(x)[:1], seed, minval=0, maxval=8, dtype=tf.int32)
+    both = d4_transform(tf.concat([x, y[..., None], w[..., None]], axis=-1), k)
+    return both[..., :4], both[..., 4:5], both[..., 5]
+
+
+def _dataset(p: Patches, batch_size: int, seed: int, augment: bool) -> tf.data.Dataset:
+    ds = tf.data.Dataset.from_tensor_slices((p.x, p.y, p.w))
+    if augment:
+        ds = ds.shuffle(len(p.x), seed=seed, reshuffle_each_iteration=True).repeat()
+        ds = ds.batch(batch_size, drop_remainder=True)
+        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.counter())).map(
+            lambda b, i: _augment(*b, tf.stack([tf.constant(seed, tf.int64), i])))
+    else:
+        ds = ds.batch(batch_size).map(lambda x, y, w: (x, y[..., None], w))
+    return ds.prefetch(2)
+
+
+def evaluate(model: keras.Model, p: Patches, batch_size: int = 32) -> dict[str, float]:
+    """Pixel scores (metrics.scores) of the model's prediction at 0.5 over the valid pixels of patches."""
+    if len(p.x) == 0:
+        return {}
+    prob = model.predict(p.x, batch_size=batch_size, verbose=0)[..., 0]
+    return scores(confusion(prob >= 0.5, p.y > 0.5, p.w > 0))
+
+
+def train_cloud_detector(products: list[str | os.PathLike], out_weights: str | os.PathLike,
+                         config: CloudTrainConfig = CloudTrainConfig(),
+                         init_weights: str | os.PathLike | None = None) -> dict:
+    """Train the cloud U-Net; writes ``out_weights`` (best epoch), ``<stem>_history.csv`` and ``<stem>_metrics.json``.
+
+    Returns the metrics summary (best epoch, validation scores, scenes used).
+    """
+    from pvl8da import models
+
+    out_weights = Path(out_weights)
+    if not out_weights.name.endswith(".weights.h5"):
+        raise InputError(f"{out_weights}: the output must be a .weights.h5 file")
+    if not products:
+        raise InputError("no Landsat-as-Proba-V product given to train the cloud detector")
+    train_paths, val_paths = split_by_scene(products, config.val_fraction, config.seed)
+    args = (config.patch_size, config.stride, config.min_valid_fraction)
+    train = Patches.concat([product_patches(p, *args) for p in train_paths])
+    val = Patches.concat([product_patches(p, *args) for p in val_paths]) if val_paths else None
+    if len(train.x) == 0:
+        raise InputError(f"no training patch with ≥ {config.min_valid_fraction:.0%} valid pixels in "
+                         f"{', '.join(map(str, train_paths))}")
+    log.info("cloud U-Net: %d training patches from %d scenes, %d validation patches from %d scenes",
+             len(train.x), len(train_paths), 0 if val is None else len(val.x), len(val_paths))
+
+    keras.utils.set_random_seed(config.seed)
+    model = models.build_cloud_unet()
+    if init_weights:
+        models.load_weights_checked(model, init_weights)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = config.bn_momentum
+    model.compile(optimizer=keras.optimizers.Adam(config.lr), loss="binary_crossentropy",
+                  weighted_metrics=[keras.metrics.BinaryAccuracy(name="accuracy")])
+    stem = out_weights.name[: -len(".weights.h5")]
+    folder = out_weights.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    best_path = folder / f"{stem}_best.partial.weights.h5"
+    history_path = folder / f"{stem}_history.csv"
+    monitor = "val_loss" if val is not None and len(val.x) else "loss"
+    steps = config.steps_per_epoch or max(1, math.ceil(len(train.x) / config.batch_size))
+    callbacks = [keras.callbacks.ModelCheckpoint(best_path, monitor=monitor, save_best_only=True,
+                                                 save_weights_only=True),
+                 keras.callbacks.CSVLogger(str(history_path))]
+    try:
+        hist = model.fit(_dataset(train, config.batch_size, config.seed, augment=True), epochs=config.epochs,
+                         steps_per_epoch=steps, callbacks=callbacks, verbose=0,
+                         validation_data=_dataset(val, config.batch_size, config.seed, False) if monitor == "val_loss" else None)
+        model.load_weights(best_path)
+        sample = np.random.default_rng(config.seed).permutation(len(train.x))[:64]
+        recalibrate_batchnorm(model, train.x[np.sort(sample)])
+        losses = hist.history[monitor]
+        summary = {
+            "best_epoch": int(np.argmin(losses)) + 1, "monitor": monitor, "best_loss": float(np.min(losses)),
+            "train_scenes": [str(p) for p in train_paths], "val_scenes": [str(p) for p in val_paths],
+            "train_patches": len(train.x), "val_patches": 0 if val is None else len(val.x),
+            "val_scores": evaluate(model, val) if val is not None else {},
+            "config": asdict(config),
+        }
+        with atomic_path(folder / f"{stem}_metrics.json") as tmp:
+            tmp.write_text(json.dumps(summary, indent=2))
+        save_weights_atomic(model, out_weights)
+    finally:
+        best_path.unlink(missing_ok=True)
+    log.info("cloud U-Net: best epoch %d (%s %.4f), wrote %s", summary["best_epoch"], monitor,
+             summary["best_loss"], out_weights)
+    return summary

@@ -1,0 +1,280 @@
+"""Training chain (SPEC §5): pseudo-simultaneous pairs -> cloud U-Net -> CycleGAN (+ ablations) -> EvaluateDA.
+
+    python -m luigi --module tasks TrainCycleGAN --dataset-folder data/ --suffix full --folder models/ --local-scheduler
+    python -m luigi --module tasks TrainDefaultModels --local-scheduler
+
+Pair lists are CSV files ``pvimage,l8img,type_product``; their Landsat scenes are converted with
+ConvertPV as dynamic dependencies.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import luigi
+
+from pvl8da import cyclegan, pairs
+from pvl8da.atomic import atomic_path
+from pvl8da.evaluate_da import EvalItem, evaluate_da
+from pvl8da.errors import InputError
+from pvl8da.train_cloud import CloudTrainConfig, train_cloud_detector
+from tasks.convert import ConvertPV
+
+ABLATIONS = {
+    "full": {},
+    "noidentity": {"identity_lambda": 0.0},
+    "nosegmentation": {"segmentation_consistency_lmbda": 0.0},
+    "noidentity_nosegmentation": {"identity_lambda": 0.0, "segmentation_consistency_lmbda": 0.0},
+    "nosegmentation_nocycle": {"segmentation_consistency_lmbda": 0.0, "cycled_lambda": 0.0},
+}
+
+
+def _pairs(pairs_csv: str | None, pv_folder: str | None, l8_folder: str | None, window_hours: float,
+           type_product: str) -> list[pairs.Pair]:
+    if pairs_csv:
+        return pairs.read_pairs_csv(pairs_csv)
+    if pv_folder and l8_folder:
+        return pairs.discover_pairs(pv_folder, l8_folder, dt.timedelta(hours=window_hours), type_product)
+    raise InputError("give --pairs-csv, or --pv-folder and --l8-folder")
+
+
+def _convert(task: luigi.Task, scenes: list[tuple[Path, str]]):
+    """Dynamic ConvertPV dependencies; returns their product paths."""
+    targets = yield [ConvertPV(l8img=str(scene), outfolder=task.landsataspv_folder, resolution=task.resolution,
+                               type_product=kind) for scene, kind in scenes]
+    return [Path(t.path) for t in targets]
+
+
+class BuildPseudoSimultaneousDataset(luigi.Task):
+    """Co-registered 64-px patches (stride 32) of Proba-V / Landsat-as-Proba-V pairs ->
+    ``<dataset-folder>/simultaneous_landsatbiomeaspv_64_32.hdf5``."""
+
+    pairs_csv = luigi.OptionalParameter(default=None, description="CSV pvimage,l8img,type_product")
+    pv_folder = luigi.OptionalParameter(default=None, description="Proba-V products to match (with --l8-folder)")
+    l8_folder = luigi.OptionalParameter(default=None, description="Landsat-8 scene folders to match")
+    type_product = luigi.ChoiceParameter(choices=list(pairs.TYPE_PRODUCTS), default="biome")
+    dataset_folder = luigi.Parameter(default="datasets")
+    landsataspv_folder = luigi.Parameter(default="landsataspv")
+    resolution = luigi.ChoiceParameter(choices=["333M", "100M", "1KM"], default="333M")
+    window_hours = luigi.FloatParameter(default=2.0)
+    patch_size = luigi.IntParameter(default=64)
+    stride = luigi.IntParameter(default=32)
+
+    def output(self):
+        return luigi.LocalTarget(str(Path(self.dataset_folder) / pairs.dataset_name(self.patch_size, self.stride)))
+
+    def run(self):
+        found = _pairs(self.pairs_csv, self.pv_folder, self.l8_folder, self.window_hours, self.type_product)
+        products = yield from _convert(self, [(p.l8img, p.type_product) for p in found])
+        pairs.build_dataset(found, products, self.output().path, dt.timedelta(hours=self.window_hours),
+                            self.patch_size, self.stride)
+
+
+class TrainCloudDetector(luigi.Task):
+    """The cloud U-Net on Landsat-as-Proba-V products of labelled scenes -> ``<folder>/<name>.weights.h5``."""
+
+    resources = {"tensorflow": 1}
+
+    pairs_csv = luigi.OptionalParameter(default=None, description="CSV whose l8img scenes are used")
+    l8_folder = luigi.OptionalParameter(default=None, description="folder searched for labelled scene folders")
+    type_product = luigi.ChoiceParameter(choices=["biome", "38c"], default="biome")
+    landsataspv_folder = luigi.Parameter(default="landsataspv")
+    resolution = luigi.ChoiceParameter(choices=["333M", "100M", "1KM"], default="333M")
+    folder = luigi.Parameter(default="models")
+    name = luigi.Parameter(default="cloud_detection")
+    epochs = luigi.IntParameter(default=20)
+    batch_size = luigi.IntParameter(default=16)
+    lr = luigi.FloatParameter(default=1e-3)
+    seed = luigi.IntParameter(default=123)
+    val_fraction = luigi.FloatParameter(default=0.25)
+    steps_per_epoch = luigi.OptionalIntParameter(default=None)
+
+    def output(self):
+        return luigi.LocalTarget(str(Path(self.folder) / f"{self.name}.weights.h5"))
+
+    def _scenes(self) -> list[tuple[Path, str]]:
+        if self.pairs_csv:
+            return list(dict.fromkeys((p.l8img, p.type_product) for p in pairs.read_pairs_csv(self.pairs_csv)))
+        if self.l8_folder:
+            scenes = sorted({m.parent for m in Path(self.l8_folder).rglob("*_MTL.txt")})
+            if scenes:
+                return [(s, self.type_product) for s in scenes]
+            raise InputError(f"{self.l8_folder}: no Landsat-8 scene folder (with an MTL file) found")
+        raise InputError("give --pairs-csv or --l8-folder")
+
+    def run(self):
+        products = yield from _convert(self, self._scenes())
+        config = CloudTrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
+                                  val_fraction=self.val_fraction, steps_per_epoch=self.steps_per_epoch)
+        train_cloud_detector(products, self.output().path, config)
+
+
+class TrainCycleGAN(luigi.Task):
+    """CycleGAN Proba-V <-> Landsat-as-Proba-V with the original parameters; the PV -> LU generator is
+    ``<folder>/genpv2l8cycle_<df_gen>_<df_disc>_<suffix>.weights.h5``. Resumes after a kill."""
+
+    resources = {"tensorflow": 1}
+
+    folder = luigi.Parameter(default="models", description="where models, checkpoints and logs go")
+    dataset_folder = luigi.Parameter(default="datasets", description="holds simultaneous_landsatbiomeaspv_64_32.hdf5")
+    pairs_csv = luigi.OptionalParameter(default=None, description="build the dataset from these pairs first")
+    landsataspv_folder = luigi.Parameter(default="landsataspv")
+    gradient_penalty_mode = luigi.ChoiceParameter(choices=list(cyclegan.GP_MODES), default="meschederreal")
+    gradient_penalty_weight = luigi.FloatParameter(default=10.0)
+    df_gen = luigi.IntParameter(default=64)
+    df_disc = luigi.IntParameter(default=8)
+    epochs = luigi.IntParameter(default=25)
+    seed = luigi.IntParameter(default=123)
+    batch_size = luigi.IntParameter(default=48)
+    lr = luigi.FloatParameter(default=1e-4)
+    identity_lambda = luigi.FloatParameter(default=5.0)
+    cycled_lambda = luigi.FloatParameter(default=5.0)
+    segmentation_consistency_lmbda = luigi.FloatParameter(default=1.0)
+    weights_cloud_detection = luigi.Parameter(default="checkpoints/cloud_detection.weights.h5")
+    suffix = luigi.Parameter(default="")
+    normtype = luigi.ChoiceParameter(choices=list(cyclegan.NORMTYPES), default="batchnorm")
+    steps_per_epoch = luigi.OptionalIntParameter(default=None, description="cap on steps per epoch (tests, demos)")
+
+    def requires(self):
+        if self.pairs_csv:
+            return BuildPseudoSimultaneousDataset(pairs_csv=self.pairs_csv, dataset_folder=self.dataset_folder,
+                                                  landsataspv_folder=self.landsataspv_folder)
+        return []
+
+    def config(self) -> cyclegan.CycleGANConfig:
+        return cyclegan.CycleGANConfig(
+            df_gen=self.df_gen, df_disc=self.df_disc, normtype=self.normtype,
+            gradient_penalty_mode=self.gradient_penalty_mode, gradient_penalty_weight=self.gradient_penalty_weight,
+            identity_lambda=self.identity_lambda, cycled_lambda=self.cycled_lambda,
+            segmentation_consistency_lmbda=self.segmentation_consistency_lmbda, lr=self.lr,
+            batch_size=self.batch_size, epochs=self.epochs, seed=self.seed, suffix=self.suffix,
+            steps_per_epoch=self.steps_per_epoch)
+
+    def output(self):
+        return luigi.LocalTarget(str(cyclegan.output_paths(self.folder, self.config())["generator"]))
+
+    def run(self):
+        dataset = Path(self.dataset_folder) / pairs.DATASET_NAME
+        cyclegan.train_cyclegan(dataset, self.folder, self.config(), self.weights_cloud_detection)
+
+
+class TrainAllCycleGAN(luigi.WrapperTask):
+    """The full model and the paper's ablations (identity 0; segmentation 0; both 0; segmentation and cycle 0)."""
+
+    folder = luigi.Parameter(default="models")
+    dataset_folder = luigi.Parameter(default="datasets")
+    pairs_csv = luigi.OptionalParameter(default=None)
+    weights_cloud_detection = luigi.Parameter(default="checkpoints/cloud_detection.weights.h5")
+    epochs = luigi.IntParameter(default=25)
+    batch_size = luigi.IntParameter(default=48)
+    lr = luigi.FloatParameter(default=1e-4)
+    seed = luigi.IntParameter(default=123)
+    steps_per_epoch = luigi.OptionalIntParameter(default=None)
+    ablations = luigi.ListParameter(default=list(ABLATIONS))
+
+    def requires(self):
+        common = dict(folder=self.folder, dataset_folder=self.dataset_folder, pairs_csv=self.pairs_csv,
+                      weights_cloud_detection=self.weights_cloud_detection, epochs=self.epochs,
+                      batch_size=self.batch_size, lr=self.lr, seed=self.seed, steps_per_epoch=self.steps_per_epoch)
+        return {name: TrainCycleGAN(suffix=name, **common, **ABLATIONS[name]) for name in self.ablations}
+
+
+class EvaluateDA(luigi.Task):
+    """Scores of the SM mask, the U-Net without adaptation and with each generator, per product and overall
+    -> ``<out-folder>/evaluation.{csv,md,png}``. References: the pairs' labelled Landsat scenes
+    (``--pairs-csv``) or GeoTIFF masks ``<product stem><mask-suffix>`` beside the products (``--pv-folder``)."""
+
+    pairs_csv = luigi.OptionalParameter(default=None)
+    pv_folder = luigi.OptionalParameter(default=None)
+    mask_suffix = luigi.Parameter(default="_truth.tif")
+    landsataspv_folder = luigi.Parameter(default="landsataspv")
+    resolution = luigi.ChoiceParameter(choices=["333M", "100M", "1KM"], default="333M")
+    weights_cloud_detection = luigi.Parameter(default="checkpoints/cloud_detection.weights.h5")
+    dagans = luigi.DictParameter(default={"DA": "checkpoints/dagans_pv2l8.weights.h5"},
+                                 description='JSON {"name": "generator.weights.h5", ...}')
+    out_folder = luigi.Parameter(default="evaluation")
+    resources = {"tensorflow": 1}
+
+    def output(self):
+        return luigi.LocalTarget(str(Path(self.out_folder) / "evaluation.csv"))
+
+    def run(self):
+        if self.pairs_csv:
+            found = pairs.read_pairs_csv(self.pairs_csv)
+            products = yield from _convert(self, [(p.l8img, p.type_product) for p in found])
+            items = [EvalItem(p.pvimage, lu) for p, lu in zip(found, products)]
+        elif self.pv_folder:
+            items = [EvalItem(p, p.with_name(p.stem + self.mask_suffix))
+                     for p in sorted(Path(self.pv_folder).glob("PROBAV_L2A_*.HDF5"))]
+        else:
+            raise InputError("give --pairs-csv or --pv-folder")
+        evaluate_da(items, self.weights_cloud_detection, dict(self.dagans), self.out_folder)
+
+
+class GenerateSyntheticPairs(luigi.Task):
+    """Synthetic labelled Landsat-8 scenes and Proba-V products (simulated radiometric difference) -> ``<dest>/<name>.csv``."""
+
+    dest = luigi.Parameter(default="synthetic_pairs")
+    name = luigi.Parameter(default="pairs")
+    n_pairs = luigi.IntParameter(default=4)
+    seed = luigi.IntParameter(default=0)
+    l8_size = luigi.IntParameter(default=1536)
+
+    def output(self):
+        return luigi.LocalTarget(str(Path(self.dest) / f"{self.name}.csv"))
+
+    def run(self):
+        pairs.write_synthetic_pairs(self.dest, self.n_pairs, self.seed, (self.l8_size, self.l8_size), name=self.name)
+
+
+class TrainDefaultModels(luigi.Task):
+    """The project's own ``checkpoints/``: the whole chain on synthetic pairs (train seed 0, test seed 1),
+    then EvaluateDA of the test pairs (and of the ablations listed in ``--ablations``).
+
+    The checkpoints are trained on synthetic scenes only: for real Proba-V data pass the published
+    weights to InferenceDA (``--dagans-weights``, ``--cloud-detection-weights``)."""
+
+    work_dir = luigi.Parameter(default="default_models")
+    checkpoints = luigi.Parameter(default="checkpoints")
+    n_train_pairs = luigi.IntParameter(default=6)
+    n_test_pairs = luigi.IntParameter(default=3)
+    l8_size = luigi.IntParameter(default=1536)
+    cloud_epochs = luigi.IntParameter(default=15)
+    cloud_steps = luigi.IntParameter(default=20)
+    gan_epochs = luigi.IntParameter(default=8)
+    gan_steps = luigi.OptionalIntParameter(default=None)
+    gan_batch_size = luigi.IntParameter(default=16)
+    gan_lr = luigi.FloatParameter(default=5e-4)
+    ablations = luigi.ListParameter(default=[], description=f"also train these of {list(ABLATIONS)[1:]}")
+    seed = luigi.IntParameter(default=123)
+
+    def output(self):
+        return {"cloud": luigi.LocalTarget(str(Path(self.checkpoints) / "cloud_detection.weights.h5")),
+                "dagans": luigi.LocalTarget(str(Path(self.checkpoints) / "dagans_pv2l8.weights.h5"))}
+
+    def run(self):
+        work = Path(self.work_dir)
+        train_csv, test_csv = (yield [
+            GenerateSyntheticPairs(dest=str(work / "synthetic"), name="train", n_pairs=self.n_train_pairs, seed=0,
+                                   l8_size=self.l8_size),
+            GenerateSyntheticPairs(dest=str(work / "synthetic_test"), name="test", n_pairs=self.n_test_pairs, seed=1,
+                                   l8_size=self.l8_size)])
+        common = dict(landsataspv_folder=str(work / "landsataspv"))
+        cloud = yield TrainCloudDetector(pairs_csv=train_csv.path, folder=str(work / "models"), epochs=self.cloud_epochs,
+                                         steps_per_epoch=self.cloud_steps, seed=self.seed, **common)
+        gan_common = dict(folder=str(work / "models"), dataset_folder=str(work / "datasets"), pairs_csv=train_csv.path,
+                          weights_cloud_detection=cloud.path, epochs=self.gan_epochs, batch_size=self.gan_batch_size,
+                          lr=self.gan_lr, seed=self.seed, steps_per_epoch=self.gan_steps, **common)
+        unknown = set(self.ablations) - set(ABLATIONS)
+        if unknown:
+            raise InputError(f"unknown ablations {sorted(unknown)}; choose from {list(ABLATIONS)}")
+        names = ["full", *[a for a in self.ablations if a != "full"]]
+        gans = yield {name: TrainCycleGAN(suffix=name, **gan_common, **ABLATIONS[name]) for name in names}
+        yield EvaluateDA(pairs_csv=test_csv.path, weights_cloud_detection=cloud.path,
+                         dagans={name: t.path for name, t in gans.items()}, out_folder=str(work / "evaluation"),
+                         **common)
+        Path(self.checkpoints).mkdir(parents=True, exist_ok=True)
+        for key, src in (("cloud", cloud.path), ("dagans", gans["full"].path)):
+            with atomic_path(self.output()[key].path) as tmp:
+                shutil.copyfile(src, tmp)
