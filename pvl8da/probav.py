@@ -197,8 +197,8 @@ class _Product:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(west, south, east, north) in degrees."""
-        west, north = self.transform * (0, 0)
-        east, south = self.transform * (self.shape[1], self.shape[0])
+        west, north = self.transform @ (0, 0)
+        east, south = self.transform @ (self.shape[1], self.shape[0])
         return west, south, east, north
 
     def write_dn(self, band: str, dn: np.ndarray, window=None) -> None:

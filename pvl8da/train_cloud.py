@@ -174,7 +174,7 @@ def train_cloud_detector(products: list[str | os.PathLike], out_weights: str | o
                  keras.callbacks.CSVLogger(str(history_path))]
     try:
         hist = model.fit(_dataset(train, config.batch_size, config.seed, augment=True), epochs=config.epochs,
-                         steps_per_epoch=steps, callbacks=callbacks, verbose=0,
+                         steps_per_epoch=steps, callbacks=callbacks, verbose=0, shuffle=False,
                          validation_data=_dataset(val, config.batch_size, config.seed, False) if monitor == "val_loss" else None)
         model.load_weights(best_path)
         sample = np.random.default_rng(config.seed).permutation(len(train.x))[:64]
