@@ -4,7 +4,8 @@
     python -m luigi --module tasks TrainDefaultModels --local-scheduler
 
 Pair lists are CSV files ``pvimage,l8img,type_product``; their Landsat scenes are converted with
-ConvertPV as dynamic dependencies.
+ConvertPV as dynamic dependencies. The TensorFlow trainers are imported in ``run`` so that scheduling
+(and workers running only light tasks such as ConvertPV) never loads TensorFlow.
 """
 from __future__ import annotations
 
@@ -14,11 +15,10 @@ from pathlib import Path
 
 import luigi
 
-from pvl8da import cyclegan, pairs
+from pvl8da import cyclegan_config, pairs
 from pvl8da.atomic import atomic_path
 from pvl8da.evaluate_da import EvalItem, evaluate_da
 from pvl8da.errors import InputError
-from pvl8da.train_cloud import CloudTrainConfig, train_cloud_detector
 from tasks.convert import ConvertPV
 
 ABLATIONS = {
@@ -104,6 +104,8 @@ class TrainCloudDetector(luigi.Task):
         raise InputError("give --pairs-csv or --l8-folder")
 
     def run(self):
+        from pvl8da.train_cloud import CloudTrainConfig, train_cloud_detector
+
         products = yield from _convert(self, self._scenes())
         config = CloudTrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
                                   val_fraction=self.val_fraction, steps_per_epoch=self.steps_per_epoch)
@@ -120,7 +122,7 @@ class TrainCycleGAN(luigi.Task):
     dataset_folder = luigi.Parameter(default="datasets", description="holds simultaneous_landsatbiomeaspv_64_32.hdf5")
     pairs_csv = luigi.OptionalParameter(default=None, description="build the dataset from these pairs first")
     landsataspv_folder = luigi.Parameter(default="landsataspv")
-    gradient_penalty_mode = luigi.ChoiceParameter(choices=list(cyclegan.GP_MODES), default="meschederreal")
+    gradient_penalty_mode = luigi.ChoiceParameter(choices=list(cyclegan_config.GP_MODES), default="meschederreal")
     gradient_penalty_weight = luigi.FloatParameter(default=10.0)
     df_gen = luigi.IntParameter(default=64)
     df_disc = luigi.IntParameter(default=8)
@@ -133,7 +135,7 @@ class TrainCycleGAN(luigi.Task):
     segmentation_consistency_lmbda = luigi.FloatParameter(default=1.0)
     weights_cloud_detection = luigi.Parameter(default="checkpoints/cloud_detection.weights.h5")
     suffix = luigi.Parameter(default="")
-    normtype = luigi.ChoiceParameter(choices=list(cyclegan.NORMTYPES), default="batchnorm")
+    normtype = luigi.ChoiceParameter(choices=list(cyclegan_config.NORMTYPES), default="batchnorm")
     steps_per_epoch = luigi.OptionalIntParameter(default=None, description="cap on steps per epoch (tests, demos)")
 
     def requires(self):
@@ -142,8 +144,8 @@ class TrainCycleGAN(luigi.Task):
                                                   landsataspv_folder=self.landsataspv_folder)
         return []
 
-    def config(self) -> cyclegan.CycleGANConfig:
-        return cyclegan.CycleGANConfig(
+    def config(self) -> cyclegan_config.CycleGANConfig:
+        return cyclegan_config.CycleGANConfig(
             df_gen=self.df_gen, df_disc=self.df_disc, normtype=self.normtype,
             gradient_penalty_mode=self.gradient_penalty_mode, gradient_penalty_weight=self.gradient_penalty_weight,
             identity_lambda=self.identity_lambda, cycled_lambda=self.cycled_lambda,
@@ -152,11 +154,13 @@ class TrainCycleGAN(luigi.Task):
             steps_per_epoch=self.steps_per_epoch)
 
     def output(self):
-        return luigi.LocalTarget(str(cyclegan.output_paths(self.folder, self.config())["generator"]))
+        return luigi.LocalTarget(str(cyclegan_config.output_paths(self.folder, self.config())["generator"]))
 
     def run(self):
+        from pvl8da.cyclegan import train_cyclegan
+
         dataset = Path(self.dataset_folder) / pairs.DATASET_NAME
-        cyclegan.train_cyclegan(dataset, self.folder, self.config(), self.weights_cloud_detection)
+        train_cyclegan(dataset, self.folder, self.config(), self.weights_cloud_detection)
 
 
 class TrainAllCycleGAN(luigi.WrapperTask):
