@@ -17,13 +17,13 @@ import keras
 import numpy as np
 from keras import layers
 
+from pvl8da.cyclegan_config import NORMTYPES
 from pvl8da.errors import InputError
 
 log = logging.getLogger(__name__)
 
 #: Per-band means (BLUE, RED, NIR, SWIR) removed by the frozen centring convolution.
 BAND_OFFSETS = np.array([0.43052389, 0.40560079, 0.46504526, 0.23876471], dtype=np.float32)
-NORMTYPES = ("batchnorm", "instancenorm", "no")
 
 
 @keras.saving.register_keras_serializable(package="pvl8da")
@@ -226,7 +226,6 @@ def load_weights_checked(model: keras.Model, path: str | Path) -> keras.Model:
         raise InputError(f"{path}: cannot load weights into model {model.name!r}: {exc}") from exc
     log.info("loaded weights %s into %s", path, model.name)
     return model
-
 
 
 # ---------------------------------------------------------------------------------------------
