@@ -23,17 +23,16 @@ from rasterio.enums import Resampling
 
 from pvl8da.atomic import atomic_path
 from pvl8da.errors import InputError
+from pvl8da.inference import TilePredictor, predict_window
 from pvl8da.metrics import METRIC_NAMES, Confusion, confusion, scores
 from pvl8da.pairs import coregister
-from pvl8da.probav import CRS, LandsatAsProbaVProduct, ProbaVProduct
+from pvl8da.probav import CRS, PV_BANDS, LandsatAsProbaVProduct, ProbaVProduct
 
 log = logging.getLogger(__name__)
 
 SM_METHOD = "SM (operational)"
 RAW_METHOD = "U-Net (no adaptation)"
 LANDSAT_METHOD = "U-Net on Landsat-as-PV"
-TILE = 512
-HALO = 32
 
 
 @dataclass(frozen=True)
@@ -93,49 +92,43 @@ def load_reference(pv: ProbaVProduct, path: str | os.PathLike) -> Reference:
     return reference_from_landsat(pv, path)
 
 
-def predict_clouds(cloud_model, toa: np.ndarray, invalid: np.ndarray, generator=None,
-                   tile: int = TILE, halo: int = HALO) -> np.ndarray:
-    """Cloud probability of a (H, W, 4) reflectance window, optionally adapted by ``generator`` first.
-
-    Invalid pixels are filled with 0, the window is reflect-padded and processed in tiles whose
-    offsets are multiples of 4 with a halo, so every tile sees the U-Net's pooling grid of the whole.
-    """
-    x = np.where(invalid[..., None], 0.0, toa).astype(np.float32)
-    height, width = invalid.shape
-    out = np.zeros((height, width), np.float32)
-    for r in range(0, height, tile):
-        for c in range(0, width, tile):
-            r0, c0 = max(r - halo, 0), max(c - halo, 0)
-            r1, c1 = min(r + tile + halo, height), min(c + tile + halo, width)
-            block = x[r0:r1, c0:c1]
-            pad_h, pad_w = (-block.shape[0]) % 4, (-block.shape[1]) % 4
-            mode = "reflect" if min(block.shape[:2]) > max(pad_h, pad_w) else "edge"
-            block = np.pad(block, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)[None]
-            if generator is not None:
-                block = generator(block, training=False)
-            prob = np.asarray(cloud_model(block, training=False))[0, ..., 0]
-            rr, cc = min(r + tile, height), min(c + tile, width)
-            out[r:rr, c:cc] = prob[r - r0:rr - r0, c - c0:cc - c0]
-    return out
+def predict_product_window(pv: ProbaVProduct, window: tuple[slice, slice], predictor: TilePredictor) -> np.ndarray:
+    """Cloud probability of a window of a product as InferenceDA computes it on the whole product: the window
+    is predicted with one halo of context around it, starting on the product's 4-pixel U-Net grid."""
+    margin = predictor.tiling.halo
+    grown = tuple(slice(max(s.start - margin, 0) // 4 * 4, min(s.stop + margin, n)) for s, n in zip(window, pv.shape))
+    clouds = predict_window(predictor, pv.read_toa(grown), pv.invalid(grown))[1]
+    (rows, cols), (grown_rows, grown_cols) = window, grown
+    return clouds[rows.start - grown_rows.start:rows.stop - grown_rows.start,
+                  cols.start - grown_cols.start:cols.stop - grown_cols.start]
 
 
 def evaluate_product(item: EvalItem, cloud_model, generators: dict) -> list[dict]:
-    """Confusion counts of every method on one product (rows: product, method, tp, fp, fn, tn)."""
+    """Confusion counts of every method on one product (rows: product, method, tp, fp, fn, tn).
+
+    Predictions go through InferenceDA's tiled predictor, so each method is scored on exactly what
+    InferenceDA would write (adapted bands clipped and quantised to the product's DN grid).
+    """
     with ProbaVProduct(item.pvimage) as pv:
         ref = load_reference(pv, item.reference)
         window = (ref.rows, ref.cols)
-        toa = pv.read_toa(window)
         invalid = pv.invalid(window)
-        sm_cloud = pv.cloud_mask_sm(window)
-    valid = ref.valid & ~invalid
-    if not valid.any():
-        raise InputError(f"{item.pvimage}: no pixel valid in both the product and the reference {item.reference}")
-    predictions = {SM_METHOD: sm_cloud,
-                   RAW_METHOD: predict_clouds(cloud_model, toa, invalid) >= 0.5}
-    for name, generator in generators.items():
-        predictions[f"U-Net + {name}"] = predict_clouds(cloud_model, toa, invalid, generator) >= 0.5
+        valid = ref.valid & ~invalid
+        if not valid.any():
+            raise InputError(f"{item.pvimage}: no pixel valid in both the product and the reference "
+                             f"{item.reference}")
+        scale, offset = zip(*(pv.scale_offset(b) for b in PV_BANDS))
+
+        def clouds(generator) -> np.ndarray:
+            predictor = TilePredictor(cloud_model, generator, None, scale, offset)
+            return predict_product_window(pv, window, predictor) >= 0.5
+
+        predictions = {SM_METHOD: pv.cloud_mask_sm(window), RAW_METHOD: clouds(None)}
+        for name, generator in generators.items():
+            predictions[f"U-Net + {name}"] = clouds(generator)
     if ref.landsat_toa is not None:
-        predictions[LANDSAT_METHOD] = predict_clouds(cloud_model, ref.landsat_toa, ~ref.valid) >= 0.5
+        lu_predictor = TilePredictor(cloud_model, None, None)
+        predictions[LANDSAT_METHOD] = predict_window(lu_predictor, ref.landsat_toa, ~ref.valid)[1] >= 0.5
     product = Path(item.pvimage).name
     rows = []
     for method, pred in predictions.items():

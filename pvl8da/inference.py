@@ -135,6 +135,23 @@ class TilePredictor:
         return adapted.numpy(), clouds.numpy()
 
 
+def predict_window(predictor: TilePredictor, toa: np.ndarray, invalid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Adapted reflectance (H, W, 4) and cloud probability (H, W) of an in-memory window, tiled exactly as
+    InferenceDA tiles a product (invalid pixels filled with 0, reflect padding, aligned tile offsets)."""
+    x = np.concatenate([np.where(invalid[..., None], 0.0, toa), invalid[..., None]], axis=-1).astype(np.float32)
+    tiling, shape = predictor.tiling, invalid.shape
+    h = tiling.halo
+    adapted = np.zeros(toa.shape, np.float32)
+    clouds = np.zeros(shape, np.float32)
+    for r0, c0 in tile_origins(shape, tiling.tile):
+        block = read_padded(lambda rows, cols: x[rows, cols], shape, r0, c0, tiling)
+        tile_adapted, tile_clouds = predictor(block[None])
+        nr, nc = min(tiling.tile, shape[0] - r0), min(tiling.tile, shape[1] - c0)
+        adapted[r0:r0 + nr, c0:c0 + nc] = tile_adapted[0, h:h + nr, h:h + nc]
+        clouds[r0:r0 + nr, c0:c0 + nc] = tile_clouds[0, h:h + nr, h:h + nc]
+    return adapted, clouds
+
+
 @dataclass
 class InferenceOutputs:
     """Paths written by an inference run."""

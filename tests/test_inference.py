@@ -88,6 +88,24 @@ def test_tile_size_does_not_matter(golden_run, weights, tmp_path):
     assert np.abs(dn_small.astype(int) - dn_big).max() <= 1
 
 
+def test_predict_window_matches_the_written_product(golden_run, weights):
+    """EvaluateDA's in-memory prediction scores exactly what InferenceDA writes."""
+    from pvl8da.evaluate_da import predict_product_window
+    from pvl8da.inference import TilePredictor, load_models
+
+    src, outputs = golden_run
+    window = (slice(100, 420), slice(230, 530))  # not on the 4-pixel grid, and without its context
+    unet, generator = load_models(weights["cloud_detection_weights"], weights["dagans_weights"])
+    with ProbaVProduct(src) as pv:
+        invalid = pv.invalid(window)
+        scale, offset = zip(*(pv.scale_offset(b) for b in PV_BANDS))
+        clouds = predict_product_window(pv, window, TilePredictor(unet, generator, Tiling(tile=128), scale, offset))
+    written_cm = read_result(outputs.product)[1][window]
+    valid = ~invalid
+    assert valid.mean() > 0.5
+    assert np.abs(clouds[valid] - written_cm[valid]).max() <= 1e-4
+
+
 def test_read_padded_reflects_and_aligns():
     image = np.arange(10 * 9, dtype=np.float32).reshape(10, 9)
     block = read_padded(lambda r, c: image[r, c], image.shape, 8, 8, Tiling(tile=8, halo=4))
