@@ -47,7 +47,8 @@ def plot_inference(src_path: str | Path, result_path: str | Path, png_path: str 
         panels.append(("adapted to Landsat-8", stretch(after, valid)))
     panels.append((f"{cm_name} ≥ {threshold}", _overlay(rgb_before, (clouds >= threshold) & valid)))
     panels.append(("operational SM cloud mask", _overlay(rgb_before, sm_cloud & valid, colour=(1.0, 0.8, 0.0))))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.6))
+    aspect = rgb_before.shape[0] / rgb_before.shape[1]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2 * aspect + 0.9), layout="constrained")
     for ax, (title, image) in zip(axes, panels):
         ax.imshow(image, interpolation="nearest")
         ax.set_title(title, fontsize=10)
