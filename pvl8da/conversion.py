@@ -196,7 +196,7 @@ def downscale_scene(scene: Landsat8Scene, window_rows: int = 128, workers: int =
     n_rows, n_cols = scene.shape
     rows90, cols90 = -(-n_rows // STRIDE), -(-n_cols // STRIDE)
     kernels = {name: psf_kernel_1d(sigma) for name, sigma in PSF_SIGMA_M.items()}
-    has_labels = scene.labels(Window(0, 0, n_cols, 1)) is not None
+    has_labels = bool(scene.label_paths())
     layers = np.empty((7 if has_labels else 5, rows90, cols90), np.float32)
 
     starts = list(range(0, rows90, window_rows))

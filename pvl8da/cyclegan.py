@@ -8,10 +8,8 @@ epoch and resumed from the last checkpoint.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -23,8 +21,8 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 from tqdm import tqdm
 
-from pvl8da.atomic import atomic_path
-from pvl8da.cyclegan_config import GP_MODES, NORMTYPES, CycleGANConfig, output_paths  # noqa: F401 (re-exported)
+from pvl8da.atomic import atomic_path, save_json_atomic, save_weights_atomic
+from pvl8da.cyclegan_config import CycleGANConfig, output_paths
 from pvl8da.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -96,20 +94,6 @@ def recalibrate_batchnorm(model: keras.Model, x: np.ndarray) -> None:
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
-
-
-def save_weights_atomic(model, path: str | os.PathLike) -> Path:
-    """``model.save_weights`` to a ``*.weights.h5`` path, written under a temporary name and renamed."""
-    path = Path(path)
-    if not path.name.endswith(".weights.h5"):
-        raise ValueError(f"{path}: Keras weight files must end with .weights.h5")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"{path}: destination folder {path.parent} does not exist")
-    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp:
-        tmp_file = Path(tmp) / path.name
-        model.save_weights(tmp_file)
-        os.replace(tmp_file, path)
-    return path
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -311,7 +295,7 @@ class CycleGANTrainer:
             self.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
             log.info("resuming %s from %s (epoch %d)", self.config.name, manager.latest_checkpoint, int(self.epoch.numpy()))
         history = [row for row in _read_history(paths["history"]) if row["epoch"] < int(self.epoch.numpy())]
-        _write_json(paths["config"], asdict(self.config))
+        save_json_atomic(asdict(self.config), paths["config"])
         writer = tf.summary.create_file_writer(str(paths["logs"]))
         sample = (pv[: min(4, len(pv))], lu[: min(4, len(lu))])
         for epoch in range(int(self.epoch.numpy()), self.config.epochs):
@@ -401,11 +385,6 @@ def _write_history(path: Path, rows: list[dict]) -> None:
         writer = csv.DictWriter(f, fieldnames=["epoch", *LOSS_NAMES])
         writer.writeheader()
         writer.writerows(rows)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
 
 
 def train_cyclegan(dataset: str | os.PathLike, folder: str | os.PathLike, config: CycleGANConfig,

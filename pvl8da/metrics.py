@@ -48,15 +48,16 @@ def confusion(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray | None = No
     return Confusion(tp, fp, fn, tn)
 
 
-def _ratio(num: float, den: float) -> float:
+def ratio(num: float, den: float) -> float:
+    """num / den as a float, NaN when the denominator is 0."""
     return float(num) / float(den) if den else float("nan")
 
 
 def scores(c: Confusion) -> dict[str, float]:
     """Overall accuracy, Cohen's kappa, commission and omission errors and F1 (cloud class); NaN when undefined."""
     n = c.total
-    oa = _ratio(c.tp + c.tn, n)
-    expected = _ratio((c.tp + c.fp) * (c.tp + c.fn) + (c.fn + c.tn) * (c.fp + c.tn), float(n) * n) if n else float("nan")
+    oa = ratio(c.tp + c.tn, n)
+    expected = ratio((c.tp + c.fp) * (c.tp + c.fn) + (c.fn + c.tn) * (c.fp + c.tn), float(n) * n) if n else float("nan")
     if n == 0:
         kappa = float("nan")
     elif expected == 1.0:
@@ -66,7 +67,7 @@ def scores(c: Confusion) -> dict[str, float]:
     return {
         "overall_accuracy": oa,
         "kappa": kappa,
-        "commission": _ratio(c.fp, c.fp + c.tn),
-        "omission": _ratio(c.fn, c.fn + c.tp),
-        "f1": _ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn),
+        "commission": ratio(c.fp, c.fp + c.tn),
+        "omission": ratio(c.fn, c.fn + c.tp),
+        "f1": ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn),
     }

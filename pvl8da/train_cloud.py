@@ -18,7 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from pvl8da.atomic import atomic_path
-from pvl8da.cyclegan import d4_transform, recalibrate_batchnorm, save_weights_atomic
+from pvl8da.atomic import save_weights_atomic
+from pvl8da.cyclegan import d4_transform, recalibrate_batchnorm
 from pvl8da.errors import InputError
 from pvl8da.metrics import confusion, scores
 from pvl8da.probav import LandsatAsProbaVProduct

@@ -8,12 +8,16 @@ light tasks such as ConvertPV) never loads TensorFlow.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import luigi
 
 from pvl8da.atomic import atomic_dir
 from pvl8da.fcd.patches import prepare_biome_patches
 from pvl8da.synthetic import write_biome_dataset
+
+if TYPE_CHECKING:
+    from pvl8da.fcd.train_unet import UNetConfig
 
 
 class SyntheticBiome(luigi.Task):
@@ -168,7 +172,7 @@ class FineTuneFCDPlus(_UNetTask):
         return TrainFCDPlus(**self.common())
 
     def run(self):
-        from pvl8da.fcd.io import load_json
+        from pvl8da.atomic import load_json
         from pvl8da.fcd.train_unet import BEST as UNET_BEST
 
         plus = Path(self.input().path).parent

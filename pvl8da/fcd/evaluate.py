@@ -15,7 +15,7 @@ import rasterio  # noqa: E402
 
 from pvl8da.atomic import atomic_dir  # noqa: E402
 from pvl8da.errors import InputError  # noqa: E402
-from pvl8da.fcd.io import save_json_atomic  # noqa: E402
+from pvl8da.atomic import save_json_atomic  # noqa: E402
 from pvl8da.fcd.metrics import SCORE_NAMES, Confusion, confusion, scores  # noqa: E402
 from pvl8da.fcd.patches import ASSIGNMENT, read_assignment  # noqa: E402
 from pvl8da.fcd.scenes import valid_pixels  # noqa: E402

@@ -11,7 +11,7 @@ import numpy as np
 from pvl8da.atomic import atomic_dir
 from pvl8da.errors import InputError
 from pvl8da.fcd.data import PatchData
-from pvl8da.fcd.io import save_json_atomic
+from pvl8da.atomic import save_json_atomic
 from pvl8da.fcd.metrics import best_threshold
 from pvl8da.fcd.patches import ASSIGNMENT, read_assignment
 from pvl8da.fcd.scenes import valid_pixels

@@ -4,25 +4,21 @@ from __future__ import annotations
 import numpy as np
 
 from pvl8da.errors import InputError
-from pvl8da.metrics import Confusion, confusion
+from pvl8da.metrics import Confusion, confusion, ratio
 
 SCORE_NAMES = ("accuracy", "f1_clear", "f1_cloud", "f1_mean", "iou_clear", "iou_cloud", "iou_mean")
 
 __all__ = ["SCORE_NAMES", "Confusion", "confusion", "scores", "best_threshold"]
 
 
-def _ratio(num: float, den: float) -> float:
-    return float(num / den) if den else float("nan")
-
-
 def scores(c: Confusion) -> dict[str, float]:
     """Accuracy, and F1 and IoU of the clear and the cloud class and their means."""
-    f1_cloud = _ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn)
-    f1_clear = _ratio(2 * c.tn, 2 * c.tn + c.fp + c.fn)
-    iou_cloud = _ratio(c.tp, c.tp + c.fp + c.fn)
-    iou_clear = _ratio(c.tn, c.tn + c.fp + c.fn)
+    f1_cloud = ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn)
+    f1_clear = ratio(2 * c.tn, 2 * c.tn + c.fp + c.fn)
+    iou_cloud = ratio(c.tp, c.tp + c.fp + c.fn)
+    iou_clear = ratio(c.tn, c.tn + c.fp + c.fn)
     return {
-        "accuracy": _ratio(c.tp + c.tn, c.total),
+        "accuracy": ratio(c.tp + c.tn, c.total),
         "f1_clear": f1_clear,
         "f1_cloud": f1_cloud,
         "f1_mean": float(np.nanmean([f1_clear, f1_cloud])) if c.total else float("nan"),

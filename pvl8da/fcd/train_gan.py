@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from pvl8da.fcd import losses, tensorboard
 from pvl8da.fcd.data import PatchData
-from pvl8da.fcd.io import load_json, save_json_atomic, save_weights_atomic
+from pvl8da.atomic import load_json, save_json_atomic, save_weights_atomic
 from pvl8da.fcd.metrics import best_threshold
 from pvl8da.fcd.models import build_discriminator, build_generator
 from pvl8da.fcd.scenes import RGB

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from pvl8da.errors import InputError
 from pvl8da.fcd import losses, tensorboard
 from pvl8da.fcd.data import PatchData
-from pvl8da.fcd.io import load_json, save_json_atomic, save_weights_atomic
+from pvl8da.atomic import load_json, save_json_atomic, save_weights_atomic
 from pvl8da.fcd.metrics import confusion, scores
 from pvl8da.fcd.models import build_unet, set_encoder_trainable
 
