@@ -53,20 +53,29 @@ def binary_kl(p: tf.Tensor, q: tf.Tensor, eps: float = KL_EPS) -> tf.Tensor:
     return tf.reduce_mean(p * tf.math.log(p / q) + (1.0 - p) * tf.math.log((1.0 - p) / (1.0 - q)))
 
 
-def real_logits_and_r1(discriminator: Callable, real: tf.Tensor, training: bool = True) -> tuple[tf.Tensor, tf.Tensor]:
-    """Discriminator logits on real samples and their R1 penalty ('meschederreal').
+def discriminate(discriminator: Callable, real: tf.Tensor, fake: tf.Tensor,
+                 r1: bool = True) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Logits of real and fake samples from one discriminator call on their concatenation, and the R1
+    penalty of the real ones ('meschederreal'; 0 with ``r1=False``).
 
-    The penalty is the batch mean of the squared L2 norm of the gradient, with respect to each real
-    sample, of that sample's mean logit over the patch map.
+    Real and fake go through the network as one batch so that its batch normalisation sees both: two
+    separate calls would normalise each batch on its own statistics and hide from the discriminator a
+    difference of mean radiometry between the domains. The penalty is the batch mean of the squared L2
+    norm of the gradient, with respect to each real sample, of that sample's mean logit over the patch map.
     """
+    n = tf.shape(real)[0]
+    both = tf.concat([real, fake], axis=0)
     with tf.GradientTape() as tape:
-        tape.watch(real)
-        logits = discriminator(real, training=training)
-        per_sample = tf.reduce_mean(logits, axis=list(range(1, len(logits.shape))))
+        tape.watch(both)
+        logits = discriminator(both, training=True)
+        real_logits, fake_logits = logits[:n], logits[n:]
+        per_sample = tf.reduce_mean(real_logits, axis=list(range(1, len(logits.shape))))
         total = tf.reduce_sum(per_sample)
-    grad = tape.gradient(total, real)
+    if not r1:
+        return real_logits, fake_logits, tf.constant(0.0)
+    grad = tape.gradient(total, both)[:n]
     penalty = tf.reduce_mean(tf.reduce_sum(tf.square(grad), axis=list(range(1, len(grad.shape)))))
-    return logits, penalty
+    return real_logits, fake_logits, penalty
 
 
 def d4_transform(x: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
@@ -206,14 +215,9 @@ class CycleGANTrainer:
         cyc_pv = n.gen_lu2pv(fake_lu, training=True)
         cyc_lu = n.gen_pv2lu(fake_pv, training=True)
 
-        fake_lu_logits = n.disc_lu(fake_lu, training=True)
-        fake_pv_logits = n.disc_pv(fake_pv, training=True)
-        if c.gradient_penalty_mode == "meschederreal":
-            real_lu_logits, gp_lu = real_logits_and_r1(n.disc_lu, lu)
-            real_pv_logits, gp_pv = real_logits_and_r1(n.disc_pv, pv)
-        else:
-            real_lu_logits, gp_lu = n.disc_lu(lu, training=True), tf.constant(0.0)
-            real_pv_logits, gp_pv = n.disc_pv(pv, training=True), tf.constant(0.0)
+        r1 = c.gradient_penalty_mode == "meschederreal"
+        real_lu_logits, fake_lu_logits, gp_lu = discriminate(n.disc_lu, lu, fake_lu, r1)
+        real_pv_logits, fake_pv_logits, gp_pv = discriminate(n.disc_pv, pv, fake_pv, r1)
 
         out = {
             "gan_G": generator_gan_loss(fake_lu_logits),

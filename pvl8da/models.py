@@ -6,11 +6,9 @@ Layer names, order and concatenation order mirror the published Keras 2 files in
 from __future__ import annotations
 
 import logging
-import os
 import re
 from pathlib import Path
 
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # oneDNN: about 2x faster convolutions on CPU
 
 import h5py
 import keras
@@ -118,9 +116,22 @@ def build_generator(df: int = 64, normtype: str = "batchnorm", input_shape=(None
     concat1 = layers.Concatenate(axis=-1, name="gen_concatenate_1")([centred, block1])
     block2 = _sep_block(concat1, df, "generator_block_2", normtype, dilation=2)
     concat2 = layers.Concatenate(axis=-1, name="gen_concatenate_2")([block2, concat1])
-    x = layers.Conv2D(4, 1, name="out_generator")(concat2)
+    out_conv = layers.Conv2D(4, 1, name="out_generator")
+    x = out_conv(concat2)
+    _start_as_identity(out_conv, first=df)
     out = _centring(x, "normalization_gen_out", 1.0)
     return keras.Model(inp, out, name="generator")
+
+
+def _start_as_identity(out_conv: layers.Conv2D, first: int, feature_scale: float = 0.01) -> None:
+    """Initialise the generator's output convolution so that a new generator is (nearly) the identity:
+    the centred input channels (``first`` … ``first + 3`` of its input) map to themselves and the
+    learnt features enter at a tenth of their default scale. Adaptation between two similar domains
+    then starts from "change nothing" instead of from noise (no effect on loaded weights)."""
+    kernel, bias = out_conv.get_weights()
+    kernel = kernel * feature_scale
+    kernel[0, 0, first:first + 4, :] = np.eye(4, dtype=kernel.dtype)
+    out_conv.set_weights([kernel, np.zeros_like(bias)])
 
 
 def build_discriminator(df: int = 8, normtype: str = "batchnorm", input_shape=(None, None, 4)) -> keras.Model:

@@ -241,15 +241,17 @@ class TrainDefaultModels(luigi.Task):
 
     work_dir = luigi.Parameter(default="default_models")
     checkpoints = luigi.Parameter(default="checkpoints")
-    n_train_pairs = luigi.IntParameter(default=6)
+    n_train_pairs = luigi.IntParameter(default=8)
     n_test_pairs = luigi.IntParameter(default=3)
-    l8_size = luigi.IntParameter(default=1536)
+    l8_size = luigi.IntParameter(default=4096)
     cloud_epochs = luigi.IntParameter(default=15)
     cloud_steps = luigi.IntParameter(default=20)
-    gan_epochs = luigi.IntParameter(default=8)
+    gan_epochs = luigi.IntParameter(default=6)
     gan_steps = luigi.OptionalIntParameter(default=None)
     gan_batch_size = luigi.IntParameter(default=16)
     gan_lr = luigi.FloatParameter(default=5e-4)
+    gan_gp_weight = luigi.FloatParameter(default=1.0, description="R1 weight; 10 (the paper's) holds the "
+                                         "discriminator too far from the simulated radiometric difference")
     ablations = luigi.ListParameter(default=[], description=f"also train these of {list(ABLATIONS)[1:]}")
     seed = luigi.IntParameter(default=123)
 
@@ -269,7 +271,8 @@ class TrainDefaultModels(luigi.Task):
                                          steps_per_epoch=self.cloud_steps, seed=self.seed, **common)
         gan_common = dict(folder=str(work / "models"), dataset_folder=str(work / "datasets"), pairs_csv=train_csv.path,
                           weights_cloud_detection=cloud.path, epochs=self.gan_epochs, batch_size=self.gan_batch_size,
-                          lr=self.gan_lr, seed=self.seed, steps_per_epoch=self.gan_steps, **common)
+                          lr=self.gan_lr, gradient_penalty_weight=self.gan_gp_weight, seed=self.seed,
+                          steps_per_epoch=self.gan_steps, **common)
         unknown = set(self.ablations) - set(ABLATIONS)
         if unknown:
             raise InputError(f"unknown ablations {sorted(unknown)}; choose from {list(ABLATIONS)}")

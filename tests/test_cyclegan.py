@@ -74,18 +74,34 @@ def test_r1_penalty_linear_discriminator():
     w = np.array([1.0, 2.0, -1.0, 0.5], np.float32)
     disc = lambda x, training=True: tf.reduce_sum(x * w, axis=-1, keepdims=True)  # noqa: E731
     x = tf.random.normal((2, 3, 3, 4))
-    logits, gp = cg.real_logits_and_r1(disc, x)
-    assert logits.shape == (2, 3, 3, 1)
+    real_logits, fake_logits, gp = cg.discriminate(disc, x, tf.zeros((1, 3, 3, 4)))
+    assert real_logits.shape == (2, 3, 3, 1) and fake_logits.shape == (1, 3, 3, 1)
+    assert np.allclose(real_logits.numpy(), disc(x).numpy()) and not np.any(fake_logits.numpy())
     assert float(gp) == pytest.approx(np.sum(w**2) / 9, rel=1e-5)
+    assert float(cg.discriminate(disc, x, x, r1=False)[2]) == 0.0
 
 
 def test_r1_penalty_is_per_sample_mean():
     # D(x) = Σ_c x_c² per pixel: gradient of sample i's mean logit is 2 x_i / (H W).
     x = np.random.default_rng(1).normal(size=(3, 2, 2, 4)).astype(np.float32)
     disc = lambda t, training=True: tf.reduce_sum(t * t, axis=-1, keepdims=True)  # noqa: E731
-    _, gp = cg.real_logits_and_r1(disc, tf.constant(x))
+    _, _, gp = cg.discriminate(disc, tf.constant(x), tf.constant(x[:1]))
     expected = np.mean([np.sum((2 * xi / 4) ** 2) for xi in x])
     assert float(gp) == pytest.approx(expected, rel=1e-5)
+
+
+def test_discriminator_sees_real_and_fake_in_one_batch():
+    # With batch normalisation in training mode, separate calls would map a batch and the same batch
+    # shifted by a constant to identical logits; one shared call keeps the shift visible.
+    from pvl8da.models import build_discriminator
+
+    disc = build_discriminator(df=4)
+    real = tf.random.uniform((4, 32, 32, 4), 0.1, 0.4, seed=3)
+    fake = real + 0.05
+    real_logits, fake_logits, _ = cg.discriminate(disc, real, fake, r1=False)
+    assert not np.allclose(real_logits.numpy(), fake_logits.numpy(), atol=1e-3)
+    separate = disc(real, training=True).numpy(), disc(fake, training=True).numpy()
+    assert np.abs(separate[0] - separate[1]).max() < np.abs(real_logits.numpy() - fake_logits.numpy()).max()
 
 
 def test_d4_transform_is_the_dihedral_group_and_pairs_move_together():

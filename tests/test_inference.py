@@ -165,3 +165,25 @@ def test_task_missing_weights_message_and_run(tmp_path, weights):
                        dagans_weights=str(weights["dagans_weights"]))
     assert luigi.build([task], local_scheduler=True, log_level="WARNING")
     assert all(Path(t.path).is_file() for t in task.output().values())
+
+
+def test_tiles_without_valid_pixels_skip_the_networks():
+    from pvl8da.inference import _predict_valid_tiles
+
+    seen = []
+
+    def predictor(x):
+        seen.append(len(x))
+        return x[..., :4] + 1.0, x[..., 0] + 2.0
+
+    x = np.random.default_rng(0).uniform(0, 1, (3, 8, 8, 5)).astype(np.float32)
+    x[..., 4] = 0.0
+    x[1, ..., 4] = 1.0          # tile 1: nothing valid
+    x[2, :4, :, 4] = 1.0        # tile 2: half valid, still predicted
+    adapted, clouds = _predict_valid_tiles(predictor, x)
+    assert seen == [2]
+    assert np.array_equal(adapted[[0, 2]], x[[0, 2], ..., :4] + 1.0) and not adapted[1].any()
+    assert np.array_equal(clouds[[0, 2]], x[[0, 2], ..., 0] + 2.0) and not clouds[1].any()
+    x[1, ..., 4] = 0.0
+    _predict_valid_tiles(predictor, x)
+    assert seen == [2, 3]

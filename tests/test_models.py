@@ -74,3 +74,12 @@ def test_shapes_any_size():
     assert build_cloud_unet()(x).shape == (1, 64, 48, 1)
     with pytest.raises(InputError, match="normtype"):
         build_generator(normtype="groupnorm")
+
+
+@pytest.mark.parametrize("normtype", ["batchnorm", "instancenorm", "no"])
+def test_new_generator_starts_near_identity(normtype):
+    x = np.random.default_rng(0).uniform(0.02, 0.8, (2, 32, 32, 4)).astype(np.float32)
+    generator = build_generator(df=16, normtype=normtype)
+    assert np.abs(generator(x, training=False).numpy() - x).mean() < 0.01
+    kernel = generator.get_layer("out_generator").get_weights()[0][0, 0]
+    assert np.array_equal(kernel[16:20], np.eye(4)) and np.abs(kernel[:16]).max() < 0.01

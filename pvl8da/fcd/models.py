@@ -35,17 +35,18 @@ def build_generator(width: int = 64, n_res: int = 6, n_bands: int = N_BANDS) -> 
 
     7×7 conv, two stride-2 downsamplings, ``n_res`` residual blocks with instance norm, two
     upsamplings, 7×7 conv to the bands; the output is ``tanh(delta + x)`` with fill kept at −1.
+    Instance normalisation sits inside the residual branches only (SPEC §7): normalising the stem or
+    the resampling layers would erase each patch's absolute radiometry, which is what tells a cloud and
+    what the identity ``G(x, c_x) = x`` through the tanh needs.
     """
     x_in = keras.Input((None, None, n_bands), name="image")
     c_in = keras.Input((1,), name="domain")
     h = TileDomain(name="tile_domain")(x_in, c_in)
-    h = layers.Conv2D(width, 7, padding="same", use_bias=False, name="stem")(h)
-    h = layers.ReLU()(_instance_norm("stem_in")(h))
+    h = layers.Conv2D(width, 7, padding="same", activation="relu", name="stem")(h)
     w = width
     for i in range(2):
         w *= 2
-        h = layers.Conv2D(w, 4, strides=2, padding="same", use_bias=False, name=f"down{i}")(h)
-        h = layers.ReLU()(_instance_norm(f"down{i}_in")(h))
+        h = layers.Conv2D(w, 4, strides=2, padding="same", activation="relu", name=f"down{i}")(h)
     for i in range(n_res):
         r = layers.Conv2D(w, 3, padding="same", use_bias=False, name=f"res{i}_a")(h)
         r = layers.ReLU()(_instance_norm(f"res{i}_a_in")(r))
@@ -53,8 +54,7 @@ def build_generator(width: int = 64, n_res: int = 6, n_bands: int = N_BANDS) -> 
         h = layers.Add()([h, _instance_norm(f"res{i}_b_in")(r)])
     for i in range(2):
         w //= 2
-        h = layers.Conv2DTranspose(w, 4, strides=2, padding="same", use_bias=False, name=f"up{i}")(h)
-        h = layers.ReLU()(_instance_norm(f"up{i}_in")(h))
+        h = layers.Conv2DTranspose(w, 4, strides=2, padding="same", activation="relu", name=f"up{i}")(h)
     delta = layers.Conv2D(n_bands, 7, padding="same", use_bias=False, name="delta")(h)
     out = FillKeep(name="fill_keep")(delta, x_in)
     return keras.Model([x_in, c_in], out, name="fcd_generator")
