@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-
 import h5py
 import numpy as np
 import rasterio
@@ -144,7 +143,7 @@ def predict_window(predictor: TilePredictor, toa: np.ndarray, invalid: np.ndarra
     clouds = np.zeros(shape, np.float32)
     for r0, c0 in tile_origins(shape, tiling.tile):
         block = read_padded(lambda rows, cols: x[rows, cols], shape, r0, c0, tiling)
-        tile_adapted, tile_clouds = predictor(block[None])
+        tile_adapted, tile_clouds = _predict_valid_tiles(predictor, block[None])
         nr, nc = min(tiling.tile, shape[0] - r0), min(tiling.tile, shape[1] - c0)
         adapted[r0:r0 + nr, c0:c0 + nc] = tile_adapted[0, h:h + nr, h:h + nc]
         clouds[r0:r0 + nr, c0:c0 + nc] = tile_clouds[0, h:h + nr, h:h + nc]

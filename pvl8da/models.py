@@ -9,7 +9,6 @@ import logging
 import re
 from pathlib import Path
 
-
 import h5py
 import keras
 import numpy as np
@@ -126,7 +125,7 @@ def build_generator(df: int = 64, normtype: str = "batchnorm", input_shape=(None
 def _start_as_identity(out_conv: layers.Conv2D, first: int, feature_scale: float = 0.01) -> None:
     """Initialise the generator's output convolution so that a new generator is (nearly) the identity:
     the centred input channels (``first`` … ``first + 3`` of its input) map to themselves and the
-    learnt features enter at a tenth of their default scale. Adaptation between two similar domains
+    learnt features enter at ``feature_scale`` (1 %) of their default scale. Adaptation between two similar domains
     then starts from "change nothing" instead of from noise (no effect on loaded weights)."""
     kernel, bias = out_conv.get_weights()
     kernel = kernel * feature_scale
