@@ -55,7 +55,8 @@ class Tiling:
 
 
 def default_tiling() -> Tiling:
-    """Large batched tiles on a GPU, cache-friendly ones on a CPU."""
+    """Large batched tiles on a GPU; on a CPU, single 512-pixel tiles, aligned with the products'
+    256-pixel HDF5 chunks so that no chunk is compressed twice."""
     import tensorflow as tf
 
     if tf.config.list_physical_devices("GPU"):
@@ -209,8 +210,10 @@ def _predict_valid_tiles(predictor: TilePredictor, x: np.ndarray) -> tuple[np.nd
     return adapted, clouds
 
 
-def _run_tiles(src, out, mask_tif, predictor: TilePredictor, cm_name: str, write_bands: bool) -> None:
-    """Predict every tile of ``src`` and write bands, cloud probability and the uint8 mask window by window."""
+def _run_tiles(src, out, mask_tif, predictor: TilePredictor, cm_name: str, write_bands: bool,
+               samples=None) -> None:
+    """Predict every tile of ``src`` and write bands, cloud probability and the uint8 mask window by window
+    (and keep the quicklook's pixels in ``samples``, a QuicklookSamples)."""
     tiling = predictor.tiling
     shape = src.shape
     is_pv = isinstance(src, ProbaVProduct)
@@ -218,16 +221,19 @@ def _run_tiles(src, out, mask_tif, predictor: TilePredictor, cm_name: str, write
     def read(rows, cols):
         dn = src.read_dn_all((rows, cols))
         invalid = src.invalid_from(dn, src.read_sm((rows, cols))) if is_pv else src.invalid_from(dn)
-        x = src.toa_from_dn(dn)
-        x[invalid] = 0.0
-        return np.concatenate([x, invalid[..., None].astype(np.float32)], axis=-1)
+        x = np.empty(dn.shape[:2] + (5,), np.float32)
+        x[..., :4] = src.toa_from_dn(dn)
+        x[invalid, :4] = 0.0
+        x[..., 4] = invalid
+        return x
 
     def load(origin):
         return origin, read_padded(read, shape, *origin, tiling)
 
-    def write(origin, adapted, clouds, invalid):
+    def write(origin, adapted, clouds, block):
         r0, c0 = origin
         h = tiling.halo
+        invalid = block[..., 4] > 0.5
         rows, cols = slice(r0, min(r0 + tiling.tile, shape[0])), slice(c0, min(c0 + tiling.tile, shape[1]))
         nr, nc = rows.stop - rows.start, cols.stop - cols.start
         inv = invalid[h:h + nr, h:h + nc]
@@ -238,6 +244,9 @@ def _run_tiles(src, out, mask_tif, predictor: TilePredictor, cm_name: str, write
                 out.write_dn(band, out.dn_from_toa(band, adapted[h:h + nr, h:h + nc, i], inv), (rows, cols))
         mask = np.where(inv, COG_NODATA, np.where(cm >= 0.5, COG_CLOUD, COG_CLEAR)).astype(np.uint8)
         mask_tif.write(mask, 1, window=rasterio.windows.Window(cols.start, rows.start, nc, nr))
+        if samples is not None:
+            core = (slice(h, h + nr), slice(h, h + nc))
+            samples.add(r0, c0, block[core][..., :4], adapted[core], cm, inv)
 
     origins = list(tile_origins(shape, tiling.tile))
     batches = [origins[i:i + tiling.batch] for i in range(0, len(origins), tiling.batch)]
@@ -253,7 +262,7 @@ def _run_tiles(src, out, mask_tif, predictor: TilePredictor, cm_name: str, write
             adapted, clouds = _predict_valid_tiles(predictor, x)
             for w in writes:  # at most one batch waits to be written: bounded memory
                 w.result()
-            writes = [writer.submit(write, origin, adapted[j], clouds[j], block[..., 4] > 0.5)
+            writes = [writer.submit(write, origin, adapted[j], clouds[j], block)
                       for j, (origin, block) in enumerate(loaded)]
             bar.update(len(loaded))
         for w in writes:
@@ -291,14 +300,19 @@ def run_inference(src_path: str | Path, dest: str | Path, unet_weights: str | Pa
         profile = dict(driver="GTiff", width=src.shape[1], height=src.shape[0], count=1, dtype="uint8",
                        crs=src.crs, transform=src.transform, nodata=COG_NODATA, tiled=True,
                        blockxsize=256, blockysize=256, compress="deflate")
+        samples = None
+        if quicklook and not landsat:
+            from pvl8da.plots.inference import QuicklookSamples, plot_inference
+
+            samples = QuicklookSamples(src.shape)
         with rasterio.open(plain_tif, "w", **profile) as mask_tif:
-            _run_tiles(src, out, mask_tif, predictor, cm_name, write_bands=generator is not None)
+            _run_tiles(src, out, mask_tif, predictor, cm_name, write_bands=generator is not None, samples=samples)
         rasterio.shutil.copy(plain_tif, tmp_cog, driver="COG", compress="DEFLATE", overview_resampling="nearest")
         out.close()
-        if quicklook and not landsat:
-            from pvl8da.plots.inference import plot_inference
-
-            outputs.quicklook = plot_inference(src_path, tmp, quicklook_path(dest), cm_name)
+        if samples is not None:
+            title = f"{src_path.name} ({src.start_time:%Y-%m-%d %H:%M})"
+            outputs.quicklook = plot_inference(samples, src.cloud_mask_sm(samples.window), title,
+                                               quicklook_path(dest), cm_name)
     log.info("wrote %s and %s", dest, outputs.cog)
     return outputs
 

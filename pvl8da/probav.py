@@ -97,15 +97,16 @@ def encode_sm(cls: np.ndarray, land: np.ndarray | bool = False, good: np.ndarray
 
 
 def _slices(window, shape: tuple[int, int]) -> tuple[slice, slice]:
-    """(row slice, col slice) clipped to the raster from None, a rasterio Window or a pair of slices."""
+    """(row slice, col slice) clipped to the raster from None, a rasterio Window or a pair of slices
+    (slices may have a step: every step-th pixel)."""
     if window is None:
         return slice(0, shape[0]), slice(0, shape[1])
     if hasattr(window, "toslices"):
         rows, cols = window.toslices()
     else:
         rows, cols = window
-    rows = slice(*rows.indices(shape[0])[:2])
-    cols = slice(*cols.indices(shape[1])[:2])
+    rows = slice(*rows.indices(shape[0]))
+    cols = slice(*cols.indices(shape[1]))
     return rows, cols
 
 
