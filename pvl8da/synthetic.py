@@ -65,6 +65,7 @@ PV_GAIN = np.array([1.10, 0.90, 1.08, 0.85], np.float32)
 PV_OFFSET = np.array([0.035, -0.010, 0.005, 0.020], np.float32)
 PV_CURVATURE = np.array([-0.06, 0.05, -0.05, 0.04], np.float32)
 CLOUD_HEIGHT_M = 1500.0
+THIN_FIELD_THRESHOLD = 1.2   # default thin cirrus: about 8 % of the area in the Biome "thin cloud" class
 CLOUD_EPOCH = dt.datetime(2014, 1, 1, tzinfo=dt.timezone.utc)
 DEFAULT_LANDSAT_TIME = dt.datetime(2016, 5, 20, 10, 30, 0, tzinfo=dt.timezone.utc)
 DEFAULT_PROBAV_TIME = dt.datetime(2016, 5, 20, 10, 15, 0, tzinfo=dt.timezone.utc)
@@ -156,13 +157,17 @@ class Sample:
 
 @dataclass
 class World:
-    """A seeded world around (lat, lon): surfaces, clouds moving with the wind, shadows."""
+    """A seeded world around (lat, lon): surfaces, clouds moving with the wind, shadows.
+
+    ``cloud_cover`` sets the thick clouds; ``thin_cover`` the area fraction of thin cloud (default:
+    the same thin cirrus whatever the weather)."""
 
     seed: int
     lat: float
     lon: float
     biome: str = "GrassCrops"
     cloud_cover: float = 0.35
+    thin_cover: float | None = None
     wind_ms: tuple[float, float] = (3.0, 1.0)
     crs: CRS = field(init=False)
     origin: tuple[float, float] = field(init=False)
@@ -187,11 +192,15 @@ class World:
         self._q_urban = norm.ppf(1 - max(mix["urban"], 1e-6))
         self._q_veg = norm.ppf(1 - mix["vegetation"])
         self._q_cloud = norm.ppf(1 - min(max(self.cloud_cover, 1e-4), 1 - 1e-4))
+        self._q_thin = THIN_FIELD_THRESHOLD
+        if self.thin_cover is not None:
+            # thin opacity reaches the Biome "thin cloud" class (0.1) where the field exceeds q + 0.8 * 0.1 / 0.45
+            self._q_thin = norm.ppf(1 - min(max(self.thin_cover, 1e-4), 1 - 1e-4)) - 0.8 * 0.1 / 0.45
 
     def _clouds(self, x, y, seconds: float) -> np.ndarray:
         shift = (self.wind_ms[0] * seconds, self.wind_ms[1] * seconds)
         thick = np.clip((self._cloud(x, y, shift) - self._q_cloud + 0.25) / 0.5, 0.0, 1.0)
-        thin = 0.45 * np.clip((self._thin(x, y, shift) - 1.2) / 0.8, 0.0, 1.0)
+        thin = 0.45 * np.clip((self._thin(x, y, shift) - self._q_thin) / 0.8, 0.0, 1.0)
         return np.maximum(thick, thin).astype(np.float32)
 
     def sample(self, x: np.ndarray, y: np.ndarray, when: dt.datetime) -> Sample:
@@ -386,9 +395,9 @@ def landsat8_scene_id(collection: int, seed: int, when: dt.datetime) -> str:
 def write_landsat8_scene(dest_dir: str | os.PathLike, shape: tuple[int, int] = (512, 512), seed: int = 0,
                          collection: int = 1, lat: float = 45.0, lon: float = 5.0,
                          acquired: dt.datetime | None = None, biome: str = "GrassCrops",
-                         cloud_cover: float = 0.35, with_biome_mask: bool = False,
-                         with_38cloud_gt: bool = False, with_pan: bool = True, tilt_deg: float = 12.0,
-                         scene_id: str | None = None) -> Path:
+                         cloud_cover: float = 0.35, thin_cover: float | None = None,
+                         with_biome_mask: bool = False, with_38cloud_gt: bool = False, with_pan: bool = True,
+                         tilt_deg: float = 12.0, scene_id: str | None = None) -> Path:
     """Write a synthetic Landsat-8 L1 scene folder ``<dest_dir>/<scene ID>/`` (atomically) and return it.
 
     The scene is centred on (lat, lon) in its UTM zone; bands are uint16 GeoTIFFs (B8 at 15 m when
@@ -398,7 +407,7 @@ def write_landsat8_scene(dest_dir: str | os.PathLike, shape: tuple[int, int] = (
     if collection not in (1, 2):
         raise ValueError(f"collection must be 1 or 2, not {collection}")
     acquired = acquired or DEFAULT_LANDSAT_TIME
-    world = World(seed, lat, lon, biome=biome, cloud_cover=cloud_cover)
+    world = World(seed, lat, lon, biome=biome, cloud_cover=cloud_cover, thin_cover=thin_cover)
     crs = world.crs
     height, width = shape
     cx, cy = world.origin
@@ -461,11 +470,15 @@ def write_landsat8_scene(dest_dir: str | os.PathLike, shape: tuple[int, int] = (
 
 def write_biome_dataset(root: str | os.PathLike, n_biomes: int = 4, scenes_per_biome: int = 3,
                         shape: tuple[int, int] = (256, 256), seed: int = 0) -> Path:
-    """Biome-like data set ``<root>/<biome>/<scene ID>/`` with fixedmasks, varied places and cloud covers."""
+    """Biome-like data set ``<root>/<biome>/<scene ID>/`` with fixedmasks, varied places and cloud covers.
+
+    As in the real Biome set, each biome has nearly clear, mid-cloudy and cloudy scenes; thin cloud
+    comes with the weather (a quarter of the thick cover), so that nearly clear scenes give clear patches.
+    """
     if not 1 <= n_biomes <= len(BIOMES):
         raise ValueError(f"n_biomes must be between 1 and {len(BIOMES)}")
     root = Path(root)
-    covers = (0.05, 0.25, 0.45, 0.65)
+    covers = (0.02, 0.15, 0.35, 0.6)
     rng = np.random.default_rng(seed)
     for b, biome in enumerate(sorted(BIOMES)[:n_biomes]):
         for s in range(scenes_per_biome):
@@ -473,8 +486,9 @@ def write_biome_dataset(root: str | os.PathLike, n_biomes: int = 4, scenes_per_b
             lat = float(rng.uniform(-60, 70))
             lon = float(rng.uniform(-170, 170))
             when = dt.datetime(2014 + s % 3, 1 + (b * 3 + s) % 12, 10, 10, 30, tzinfo=dt.timezone.utc)
+            cover = covers[(s + b) % len(covers)]
             write_landsat8_scene(root / biome, shape=shape, seed=scene_seed, lat=lat, lon=lon, acquired=when,
-                                 biome=biome, cloud_cover=covers[(s + b) % len(covers)], with_biome_mask=True,
+                                 biome=biome, cloud_cover=cover, thin_cover=cover / 4, with_biome_mask=True,
                                  with_pan=False)
     return root
 

@@ -110,3 +110,19 @@ def test_landsat_and_probav_of_one_world_agree(tmp_path):
             assert ratio[3] < 1.0                                       # swir darker
         else:
             np.testing.assert_allclose(ratio, 1.0, atol=0.12)
+
+
+def test_thin_cloud_cover_follows_its_parameter():
+    """``thin_cover`` sets the area in the Biome thin-cloud class; None keeps the default cirrus field."""
+    from pvl8da.synthetic import BIOME_THIN, World
+
+    x, y = np.meshgrid(np.arange(0, 60_000, 120.0), np.arange(0, 60_000, 120.0))
+
+    def thin_fraction(**kwargs):
+        classes = World(5, 45.0, 5.0, cloud_cover=0.01, **kwargs).sample(x, y, WHEN).biome_classes()
+        return (classes == BIOME_THIN).mean()
+
+    default, explicit = thin_fraction(), thin_fraction(thin_cover=0.084)
+    assert 0.02 < default < 0.2 and abs(explicit - default) < 0.01
+    assert thin_fraction(thin_cover=0.005) < default / 4
+    assert thin_fraction(thin_cover=0.3) > 2 * default
