@@ -1,8 +1,8 @@
 """Quicklook of an InferenceDA result: Proba-V false colour before/after adaptation, the predicted
 cloud mask and the operational SM cloud mask.
 
-The pictures are gathered while the tiles go through the networks (every n-th pixel), so the product
-is not read again to draw them."""
+The pictures are gathered while the tiles go through the networks (every n-th pixel), so the bands
+are not read again to draw them; only the SM status map is, at the quicklook's sampling."""
 from __future__ import annotations
 
 from pathlib import Path
