@@ -233,19 +233,18 @@ def _run_tiles(src, out, mask_tif, predictor: TilePredictor, cm_name: str, write
     def write(origin, adapted, clouds, block):
         r0, c0 = origin
         h = tiling.halo
-        invalid = block[..., 4] > 0.5
         rows, cols = slice(r0, min(r0 + tiling.tile, shape[0])), slice(c0, min(c0 + tiling.tile, shape[1]))
         nr, nc = rows.stop - rows.start, cols.stop - cols.start
-        inv = invalid[h:h + nr, h:h + nc]
-        cm = np.where(inv, -1.0, clouds[h:h + nr, h:h + nc]).astype(np.float32)
+        core = (slice(h, h + nr), slice(h, h + nc))
+        inv = block[core][..., 4] > 0.5
+        cm = np.where(inv, -1.0, clouds[core]).astype(np.float32)
         out.write(cm_name, cm, (rows, cols))
         if write_bands:
             for i, band in enumerate(PV_BANDS):
-                out.write_dn(band, out.dn_from_toa(band, adapted[h:h + nr, h:h + nc, i], inv), (rows, cols))
+                out.write_dn(band, out.dn_from_toa(band, adapted[core][..., i], inv), (rows, cols))
         mask = np.where(inv, COG_NODATA, np.where(cm >= 0.5, COG_CLOUD, COG_CLEAR)).astype(np.uint8)
         mask_tif.write(mask, 1, window=rasterio.windows.Window(cols.start, rows.start, nc, nr))
         if samples is not None:
-            core = (slice(h, h + nr), slice(h, h + nc))
             samples.add(r0, c0, block[core][..., :4], adapted[core], cm, inv)
 
     origins = list(tile_origins(shape, tiling.tile))

@@ -66,6 +66,9 @@ PV_OFFSET = np.array([0.035, -0.010, 0.005, 0.020], np.float32)
 PV_CURVATURE = np.array([-0.06, 0.05, -0.05, 0.04], np.float32)
 CLOUD_HEIGHT_M = 1500.0
 THIN_FIELD_THRESHOLD = 1.2   # default thin cirrus: about 8 % of the area in the Biome "thin cloud" class
+THIN_MAX_OPACITY = 0.45      # thin cloud opacity ramps from 0 to this over THIN_RAMP of its field
+THIN_RAMP = 0.8
+CLOUD_CLASS_OPACITY = 0.1    # from this opacity a pixel is (at least thin) cloud in the labels
 CLOUD_EPOCH = dt.datetime(2014, 1, 1, tzinfo=dt.timezone.utc)
 DEFAULT_LANDSAT_TIME = dt.datetime(2016, 5, 20, 10, 30, 0, tzinfo=dt.timezone.utc)
 DEFAULT_PROBAV_TIME = dt.datetime(2016, 5, 20, 10, 15, 0, tzinfo=dt.timezone.utc)
@@ -143,7 +146,7 @@ class Sample:
         """Biome fixedmask classes (without fill): cloud, thin cloud, shadow, clear."""
         out = np.full(self.surface.shape, BIOME_CLEAR, np.uint8)
         out[self.shadow] = BIOME_SHADOW
-        out[self.opacity >= 0.1] = BIOME_THIN
+        out[self.opacity >= CLOUD_CLASS_OPACITY] = BIOME_THIN
         out[self.opacity >= 0.5] = BIOME_CLOUD
         return out
 
@@ -194,13 +197,14 @@ class World:
         self._q_cloud = norm.ppf(1 - min(max(self.cloud_cover, 1e-4), 1 - 1e-4))
         self._q_thin = THIN_FIELD_THRESHOLD
         if self.thin_cover is not None:
-            # thin opacity reaches the Biome "thin cloud" class (0.1) where the field exceeds q + 0.8 * 0.1 / 0.45
-            self._q_thin = norm.ppf(1 - min(max(self.thin_cover, 1e-4), 1 - 1e-4)) - 0.8 * 0.1 / 0.45
+            # thin opacity reaches the labels' cloud class where the field exceeds the threshold by this much
+            to_class = THIN_RAMP * CLOUD_CLASS_OPACITY / THIN_MAX_OPACITY
+            self._q_thin = norm.ppf(1 - min(max(self.thin_cover, 1e-4), 1 - 1e-4)) - to_class
 
     def _clouds(self, x, y, seconds: float) -> np.ndarray:
         shift = (self.wind_ms[0] * seconds, self.wind_ms[1] * seconds)
         thick = np.clip((self._cloud(x, y, shift) - self._q_cloud + 0.25) / 0.5, 0.0, 1.0)
-        thin = 0.45 * np.clip((self._thin(x, y, shift) - self._q_thin) / 0.8, 0.0, 1.0)
+        thin = THIN_MAX_OPACITY * np.clip((self._thin(x, y, shift) - self._q_thin) / THIN_RAMP, 0.0, 1.0)
         return np.maximum(thick, thin).astype(np.float32)
 
     def sample(self, x: np.ndarray, y: np.ndarray, when: dt.datetime) -> Sample:
@@ -564,7 +568,7 @@ def write_probav_product(dest_dir: str | os.PathLike, shape: tuple[int, int] = (
         for name, value in (("SZA", 90 - elevation), ("SAA", azimuth / 2), ("VZA", 20.0), ("VAA", 100.0)):
             f.create_dataset(f"LEVEL2A/GEOMETRY/{name}", data=np.full(geo_shape, round(value), np.uint8))
     if with_truth:
-        truth = (sample.opacity >= 0.1).astype(np.uint8)
+        truth = (sample.opacity >= CLOUD_CLASS_OPACITY).astype(np.uint8)
         truth[no_coverage] = 255
         with atomic_path(dest.with_name(dest.stem + "_truth.tif")) as tmp:
             _write_tif(tmp, truth, WGS84, transform, nodata=255)
