@@ -25,6 +25,8 @@ PV_BANDS = ("BLUE", "RED", "NIR", "SWIR")
 SM_PATH = "LEVEL2A/QUALITY/SM"
 LANDSAT_CLOUDS = "CM_RESAMPLED"
 LANDSAT_INVALID_DN = -1000
+#: Hash-table slots of a dataset's chunk cache (a prime, well above the chunks a cache holds).
+CHUNK_CACHE_SLOTS = 10007
 CRS = "EPSG:4326"
 FILENAME_RE = re.compile(
     r"PROBAV_L2A_(?P<date>\d{8})_(?P<time>\d{6})_(?P<camera>[123])_(?P<res>333M|100M|1KM)_V(?P<version>\d{3})")
@@ -123,14 +125,15 @@ class _Product:
 
     kind = "Proba-V"
 
-    def __init__(self, path: str | Path, mode: str = "r", cache_bytes: int | None = None):
+    def __init__(self, path: str | Path, mode: str = "r", cache_rows: int | None = None):
         self.path = Path(path)
         self._scale_offset: dict[str, tuple[float, float]] = {}
+        self._datasets: dict[str, h5py.Dataset] = {}
+        self._cache_rows = cache_rows
         if not self.path.is_file():
             raise InputError(f"{self.path}: file not found")
-        cache = {} if cache_bytes is None else {"rdcc_nbytes": cache_bytes, "rdcc_nslots": 10007}
         try:
-            self.file = h5py.File(self.path, mode, **cache)
+            self.file = h5py.File(self.path, mode)
         except OSError as exc:
             raise InputError(f"{self.path}: not an HDF5 file ({exc})") from exc
         try:
@@ -162,7 +165,35 @@ class _Product:
 
     def close(self) -> None:
         """Close the HDF5 file."""
+        self._datasets.clear()
         self.file.close()
+
+    def set_chunk_cache(self, rows: int | None) -> None:
+        """Give each dataset opened from now on a chunk cache for a band of ``rows`` rows (at any row
+        offset) across its whole width, in its own chunk shape and dtype (None: HDF5's default 1 MiB)."""
+        self._cache_rows = rows
+        self._datasets.clear()
+
+    def dataset(self, name: str) -> h5py.Dataset:
+        """An open dataset, kept open for the product's life so that its chunk cache survives between
+        windows (a partly written chunk is compressed once, not once per window touching it)."""
+        if name not in self._datasets:
+            self._datasets[name] = self._open_cached(name) if self._cache_rows is not None else self.file[name]
+        return self._datasets[name]
+
+    def _open_cached(self, name: str) -> h5py.Dataset:
+        """Open ``name`` with a chunk cache of ``_cache_rows`` rows (the cache of a dataset is set by its
+        first opening, so no other handle to it may be open)."""
+        probe = self.file[name]
+        chunks, width, itemsize = probe.chunks, probe.shape[1], probe.dtype.itemsize
+        del probe
+        if chunks is None:
+            return self.file[name]
+        ch_rows, ch_cols = chunks
+        nbytes = (-(-self._cache_rows // ch_rows) + 1) * ch_rows * -(-width // ch_cols) * ch_cols * itemsize
+        access = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
+        access.set_chunk_cache(CHUNK_CACHE_SLOTS, nbytes, 0.75)
+        return h5py.Dataset(h5py.h5d.open(self.file.id, name.encode(), access))
 
     def scale_offset(self, band: str) -> tuple[float, float]:
         """SCALE and OFFSET attributes of a band (OFFSET 0 when absent)."""
@@ -175,7 +206,7 @@ class _Product:
     def read_dn(self, band: str, window=None) -> np.ndarray:
         """Raw int16 DN of a band in a window."""
         rows, cols = _slices(window, self.shape)
-        return self.file[band_path(band)][rows, cols]
+        return self.dataset(band_path(band))[rows, cols]
 
     def read_dn_all(self, window=None) -> np.ndarray:
         """(H, W, 4) raw DN of the four bands."""
@@ -205,7 +236,7 @@ class _Product:
     def write_dn(self, band: str, dn: np.ndarray, window=None) -> None:
         """Write int16 DN into a band (file opened with mode 'r+')."""
         rows, cols = _slices(window, self.shape)
-        self.file[band_path(band)][rows, cols] = dn
+        self.dataset(band_path(band))[rows, cols] = dn
 
     def dn_from_toa(self, band: str, toa: np.ndarray, invalid: np.ndarray, nodata: int = -1) -> np.ndarray:
         """Reflectance to int16 DN with the band's SCALE/OFFSET, clipped to [0, 2], ``nodata`` where invalid."""
@@ -216,6 +247,7 @@ class _Product:
     def create_dataset(self, name: str, dtype=np.float32, fill=-1.0, **attrs) -> h5py.Dataset:
         """Create a chunked, compressed 2-D dataset on the product grid (with MAPPING) at the root."""
         if name in self.file:
+            self._datasets.pop(name, None)
             del self.file[name]
         ds = self.file.create_dataset(name, shape=self.shape, dtype=dtype, fillvalue=fill,
                                       chunks=_chunks(self.shape), compression="gzip", compression_opts=1,
@@ -228,14 +260,14 @@ class _Product:
     def write(self, name: str, data: np.ndarray, window=None) -> None:
         """Write a window of an existing 2-D dataset."""
         rows, cols = _slices(window, self.shape)
-        self.file[name][rows, cols] = data
+        self.dataset(name)[rows, cols] = data
 
     def read(self, name: str, window=None) -> np.ndarray:
         """Read a window of any 2-D dataset of the product."""
         if name not in self.file:
             raise InputError(f"{self.path}: no dataset {name}")
         rows, cols = _slices(window, self.shape)
-        return self.file[name][rows, cols]
+        return self.dataset(name)[rows, cols]
 
 
 def _chunks(shape: tuple[int, int]) -> tuple[int, int]:
@@ -251,7 +283,7 @@ class ProbaVProduct(_Product):
     def read_sm(self, window=None) -> np.ndarray:
         """Raw uint16 SM status map."""
         rows, cols = _slices(window, self.shape)
-        return self.file[SM_PATH][rows, cols]
+        return self.dataset(SM_PATH)[rows, cols]
 
     def status(self, window=None) -> StatusMap:
         """Decoded SM status map."""
@@ -328,7 +360,7 @@ class LandsatAsProbaVProduct(_Product):
         return self._time("END_DATE")
 
 
-def open_product(path: str | Path, mode: str = "r", cache_bytes: int | None = None) -> _Product:
+def open_product(path: str | Path, mode: str = "r", cache_rows: int | None = None) -> _Product:
     """Open a Proba-V L2A product, or a Landsat-as-Proba-V product when it has no SM."""
     path = Path(path)
     try:
@@ -337,7 +369,7 @@ def open_product(path: str | Path, mode: str = "r", cache_bytes: int | None = No
     except (OSError, FileNotFoundError):
         has_sm = True  # let ProbaVProduct raise the clear error
     cls = ProbaVProduct if has_sm else LandsatAsProbaVProduct
-    return cls(path, mode, cache_bytes)
+    return cls(path, mode, cache_rows)
 
 
 def copy_product(src: h5py.File, dst: h5py.File, recreate: tuple[str, ...]) -> None:

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -11,7 +14,7 @@ import pytest
 import rasterio
 
 from pvl8da.errors import InputError
-from pvl8da.inference import Tiling, infer_clouds, infer_da, read_padded
+from pvl8da.inference import HALO, Tiling, fitted_tile, infer_clouds, infer_da, read_padded
 from pvl8da.probav import PV_BANDS, ProbaVProduct, band_path
 from tasks.inference import InferenceDA
 from test_probav import write_pv
@@ -112,6 +115,27 @@ def test_read_padded_reflects_and_aligns():
     assert block.shape == (16, 16)
     padded = np.pad(image, 4, mode="reflect")
     assert np.array_equal(block[:6, :5], padded[8:14, 8:13])
+
+
+@pytest.mark.parametrize("shape, max_tile, expected", [((3000, 3000), 640, 600), ((10000, 10000), 1024, 1000),
+                                                       ((3000, 800), 640, 432), ((8, 8), 640, 8)])
+def test_fitted_tile_feeds_the_fewest_padded_pixels(shape, max_tile, expected):
+    def padded_pixels(t):
+        return -(-shape[0] // t) * -(-shape[1] // t) * (t + 2 * HALO) ** 2
+
+    tile = fitted_tile(shape, max_tile)
+    assert tile == expected and tile % 4 == 0 and tile <= max_tile
+    assert all(padded_pixels(tile) <= padded_pixels(t) for t in range(4, max_tile + 1, 4))
+    assert padded_pixels(tile) < padded_pixels(512) or max(shape) < 512
+
+
+def test_inference_process_runs_one_inter_op_thread():
+    code = ("from pvl8da.inference import single_inter_op_thread; single_inter_op_thread(); "
+            "import tensorflow as tf; tf.constant(1.0) + 1.0; "
+            "print(tf.config.threading.get_inter_op_parallelism_threads())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}).stdout
+    assert out.split()[-1] == "1"
 
 
 def test_no_adaptation_and_landsat_clouds(tmp_path, weights, reference_dir):

@@ -65,7 +65,7 @@ def plot_inference(samples: QuicklookSamples, sm_cloud: np.ndarray, title: str, 
     aspect = rgb_before.shape[0] / rgb_before.shape[1]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2 * aspect + 0.9), layout="constrained")
     for ax, (name, image) in zip(axes, panels):
-        ax.imshow(image, interpolation="nearest")
+        ax.imshow(np.round(image * 255).astype(np.uint8), interpolation="nearest")  # uint8: a quarter of the memory
         ax.set_title(name, fontsize=10)
         ax.set_axis_off()
     cover = lambda m: 100.0 * (m & valid).sum() / max(valid.sum(), 1)  # noqa: E731
