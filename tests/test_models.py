@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 from pvl8da.errors import InputError
-from pvl8da.models import (InstanceNormalization, build_cloud_unet, build_discriminator, build_generator,
-                           folded_graph, load_weights_checked)
+from pvl8da.models import (BatchNormalization, InstanceNormalization, build_cloud_unet, build_discriminator,
+                           build_generator, folded_graph, load_weights_checked)
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +83,27 @@ def test_new_generator_starts_near_identity(normtype):
     assert np.abs(generator(x, training=False).numpy() - x).mean() < 0.01
     kernel = generator.get_layer("out_generator").get_weights()[0][0, 0]
     assert np.array_equal(kernel[16:20], np.eye(4)) and np.abs(kernel[:16]).max() < 0.01
+
+
+@pytest.mark.parametrize("momentum", [0.99, 0.0])
+def test_fused_batch_norm_equals_keras_batch_norm(momentum):
+    x = tf.constant(np.random.default_rng(3).normal(1.5, 2.0, (6, 9, 7, 5)).astype(np.float32))
+    ours, theirs = BatchNormalization(momentum=momentum), keras.layers.BatchNormalization(momentum=momentum)
+    ours.build(x.shape)
+    theirs.build(x.shape)
+    rng = np.random.default_rng(4)
+    weights = [rng.uniform(0.5, 2, 5), rng.normal(0, 1, 5), rng.normal(0, 1, 5), rng.uniform(0.5, 2, 5)]
+    for layer in (ours, theirs):
+        layer.set_weights([w.astype(np.float32) for w in weights])
+    results = []
+    for layer in (ours, theirs):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(tf.sin(y))
+        grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
+        results.append([y, *grads, layer.moving_mean, layer.moving_variance])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+    assert type(ours).__name__ == "BatchNormalization"
+    np.testing.assert_allclose(ours(x, training=False), theirs(x, training=False), rtol=1e-5, atol=1e-6)

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 import keras
 from keras import layers, ops
 
+from pvl8da.models import BatchNormalization
+
 N_BANDS = 10
 
 
@@ -83,7 +85,7 @@ def build_discriminator(
 
 def _conv_bn(h, filters: int, kernel: int, strides: int = 1, relu: bool = True, name: str = ""):
     h = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(h)
-    h = layers.BatchNormalization(name=f"{name}_bn")(h)
+    h = BatchNormalization(name=f"{name}_bn")(h)
     return layers.ReLU()(h) if relu else h
 
 
