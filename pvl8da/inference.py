@@ -34,8 +34,8 @@ HALO = 32
 CM_DA = "CM_PVDAGANS"
 CM_UNET = "CM_UNET"
 COG_CLEAR, COG_CLOUD, COG_NODATA = 0, 1, 255
-#: Largest tile core per device. On a CPU the networks hold about 0.85 kB per padded pixel, so a
-#: 704² padded tile keeps them near 0.45 GB; a GPU takes batches of large tiles.
+#: Largest tile core per device. On a CPU the networks hold about 1 kB per padded pixel, so a 704²
+#: padded tile keeps them near 0.5 GB (InferenceDA on 3000²: 1.45 GB peak); a GPU takes batches of large tiles.
 MAX_TILE_CPU, MAX_TILE_GPU, BATCH_GPU = 640, 1024, 4
 
 
