@@ -14,6 +14,10 @@ import sys
 import time
 from pathlib import Path
 
+#: Subprocesses run from the repository root (`python -c` puts the working folder first on sys.path), so
+#: the code measured is this tree's wherever the script is started from.
+REPO = Path(__file__).resolve().parents[1]
+
 GENERATE = """
 import sys
 from pvl8da.synthetic import write_landsat8_scene
@@ -40,7 +44,7 @@ def main() -> None:
     scenes = sorted(scene_root.glob("LC8*")) if scene_root.exists() else []
     if not scenes:
         done = subprocess.run([sys.executable, "-c", GENERATE, str(scene_root), str(args.size)], check=True,
-                              stdout=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, text=True, cwd=REPO)
         scenes = [Path(done.stdout.strip().splitlines()[-1])]
     out = Path(args.workdir) / "out"
     walls, peaks = [], []
@@ -49,7 +53,7 @@ def main() -> None:
             old.unlink()
         start = time.perf_counter()
         done = subprocess.run([sys.executable, "-c", CONVERT, str(scenes[0]), str(out)], check=True,
-                              stdout=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, text=True, cwd=REPO)
         walls.append(time.perf_counter() - start)
         peaks.append(int(done.stdout.split()[-1]) / 1024)
     print(json.dumps({

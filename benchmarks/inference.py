@@ -44,6 +44,8 @@ def main() -> None:
     parser.add_argument("--tile", type=int, default=0, help="tile size (0: the default for this machine)")
     parser.add_argument("--workdir", default="/tmp/pvl8da-bench")
     args = parser.parse_args()
+    # run from the repository root: `python -c` puts the working folder first on sys.path, and the code
+    # measured must be this tree's, wherever the script is started from
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2", "TQDM_DISABLE": "1"}
     folder = Path(args.workdir) / f"probav_{args.size}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -51,7 +53,7 @@ def main() -> None:
     if products:
         product = products[0]
     else:
-        out = subprocess.run([sys.executable, "-c", GENERATE, str(folder), str(args.size)], env=env,
+        out = subprocess.run([sys.executable, "-c", GENERATE, str(folder), str(args.size)], env=env, cwd=REPO,
                              check=True, capture_output=True, text=True).stdout
         product = Path(out.strip().splitlines()[-1])
     weights = REFERENCE / "weights"
@@ -61,7 +63,7 @@ def main() -> None:
         start = time.perf_counter()
         out = subprocess.run([sys.executable, "-c", INFER, str(product), str(dest),
                               str(weights / "cloud_detection_l8.hdf5"), str(weights / "full.hdf5"), str(args.tile)],
-                             env=env, check=True, capture_output=True, text=True).stdout
+                             env=env, cwd=REPO, check=True, capture_output=True, text=True).stdout
         run = json.loads(out.strip().splitlines()[-1])
         run["process_wall_s"] = time.perf_counter() - start
         run["mpixel_per_s"] = args.size ** 2 / 1e6 / run["wall_s"]
