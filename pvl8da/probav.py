@@ -255,7 +255,8 @@ class _Product:
         ds.attrs["MAPPING"] = self.file[band_path(PV_BANDS[0])].attrs["MAPPING"]
         for key, value in attrs.items():
             ds.attrs[key] = value
-        return ds
+        del ds  # closed, so that the handle returned is the product's own, with its chunk cache
+        return self.dataset(name)
 
     def write(self, name: str, data: np.ndarray, window=None) -> None:
         """Write a window of an existing 2-D dataset."""

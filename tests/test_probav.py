@@ -156,9 +156,8 @@ def test_chunk_cache_spans_a_row_of_tiles_and_windows_write_through_it(tmp_path)
     path = write_pv(tmp_path / "p.HDF5", shape=(600, 700))
     data = np.random.default_rng(1).uniform(0, 1, (600, 700)).astype(np.float32)
     with ProbaVProduct(path, "r+", cache_rows=100) as p:
-        p.create_dataset("CM_TEST")
+        ds = p.create_dataset("CM_TEST")
         p.create_dataset("DN_TEST", np.int16, -1)
-        ds = p.dataset("CM_TEST")
         assert p.dataset("CM_TEST") is ds and ds.chunks == (256, 256)
         # 100 rows at any offset touch at most 2 chunk rows; 700 columns are 3 chunk columns; float32
         assert ds.id.get_access_plist().get_chunk_cache()[1] == 2 * 256 * 768 * 4
