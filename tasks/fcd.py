@@ -79,6 +79,8 @@ class TrainFCD(_FCDTask):
     width = luigi.IntParameter(default=64)
     n_res = luigi.IntParameter(default=6)
     d_width = luigi.IntParameter(default=64)
+    identity_warmup = luigi.IntParameter(
+        default=0, description="generator steps fitting G(x, c) = x before the GAN (0: none, as the paper)")
     val_every = luigi.IntParameter(default=1000)
     checkpoint_every = luigi.IntParameter(default=1000)
     progress = luigi.BoolParameter(default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING)
@@ -93,7 +95,8 @@ class TrainFCD(_FCDTask):
         from pvl8da.fcd.train_gan import GANConfig, train_fcd
 
         cfg = GANConfig(iterations=self.iterations, batch_size=self.batch_size, n_critic=self.n_critic, lr=self.lr,
-                        width=self.width, n_res=self.n_res, d_width=self.d_width, val_every=self.val_every,
+                        width=self.width, n_res=self.n_res, d_width=self.d_width,
+                        identity_warmup=self.identity_warmup, val_every=self.val_every,
                         checkpoint_every=self.checkpoint_every, log_every=min(100, self.val_every), seed=self.seed)
         patches = Path(self.input().path)
         train_fcd(patches / "train.h5", patches / "val.h5", self.path("fcd"), cfg, self.progress)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from pvl8da.fcd.train_gan import GANConfig, train_fcd
+from pvl8da.fcd.data import PatchData
+from pvl8da.fcd.train_gan import FCDTrainer, GANConfig, train_fcd
 from pvl8da.synthetic import write_biome_dataset
 from tasks.fcd import (EvaluateBiome, FineTuneFCDPlus, GenerateFCDMasks, PrepareBiomePatches, RunFCDPaper,
                        TrainFCD, TrainFCDPlus, TrainSupervised)
@@ -97,3 +98,18 @@ def test_gan_resumes_after_kill(tmp_path, chain):
     cfg.iterations = 3
     summary = train_fcd(patches / "train.h5", patches / "val.h5", tmp_path / "run", cfg, progress=False)
     assert summary["resumed_at"] == 2
+
+
+def test_identity_warmup_brings_generator_to_identity(tmp_path, chain):
+    train = PatchData(chain["out"] / "patches" / "train.h5")
+    trainer = FCDTrainer(GANConfig(batch_size=4, width=4, n_res=1, d_width=4), tmp_path, train.patch_size)
+    b = train.batch(np.arange(8))
+
+    def distance(c):
+        return float(np.mean(np.abs(trainer.G([b["x"], c]).numpy() - b["x"])))
+
+    before = [distance(b["label"]), distance(1.0 - b["label"])]
+    trainer.identity_warmup(train, 60, progress=False)
+    after = [distance(b["label"]), distance(1.0 - b["label"])]
+    train.close()
+    assert max(after) < 0.4 * min(before), (before, after)
