@@ -32,8 +32,8 @@ def chain(tmp_path_factory) -> dict:
     root = write_biome_dataset(base / "biome", n_biomes=4, scenes_per_biome=3, shape=(160, 160), seed=2)
     common = {"root": str(root), "out_dir": str(base / "out"), "seed": 0}
     _build(PrepareBiomePatches(patch_size=64, **common))
-    _build(TrainFCD(iterations=6, batch_size=4, width=4, n_res=1, d_width=4, val_every=3, checkpoint_every=3,
-                    progress=False, **common))
+    _build(TrainFCD(iterations=6, batch_size=4, width=4, n_res=1, d_width=4, identity_warmup=2, val_every=3,
+                    checkpoint_every=3, progress=False, **common))
     _build(GenerateFCDMasks(sample_patches=8, **common))
     _build(TrainFCDPlus(**TINY_UNET, **common))
     _build(FineTuneFCDPlus(keep_ratio=0.1, lr=1e-5, **{**TINY_UNET, "width": 99}, **common))
@@ -46,6 +46,7 @@ def test_patches_and_gan(chain):
     out = chain["out"]
     assert (out / "patches" / "assignment.csv").is_file()
     assert json.loads((out / "fcd" / "done.json").read_text())["iterations"] == 6
+    assert json.loads((out / "fcd" / "config.json").read_text())["identity_warmup"] == 2
     for name in ("generator_best.weights.h5", "generator_final.weights.h5", "config.json"):
         assert (out / "fcd" / name).is_file()
     assert any((out / "fcd" / "tensorboard").iterdir())
