@@ -1,6 +1,6 @@
 """Training throughput of FCD (Fixed-Point GAN critic/generator steps and U-Net steps); prints JSON.
 
-python benchmarks/fcd_train.py [--width 64] [--n-res 6] [--unet-width 64] [--batch 16] [--steps 10]
+python benchmarks/fcd_train.py [--width 64] [--n-res 6] [--d-width 64] [--unet-width 64] [--batch 16] [--steps 10]
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--n-res", type=int, default=6)
+    p.add_argument("--d-width", type=int, default=None, help="critic width (default: --width)")
     p.add_argument("--unet-width", type=int, default=64)
     p.add_argument("--unet-batch", type=int, default=64)
     p.add_argument("--batch", type=int, default=16)
@@ -41,7 +42,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     x = tf.constant(rng.uniform(-1, 1, (a.batch, a.size, a.size, 10)).astype(np.float32))
     c = tf.constant(rng.integers(0, 2, (a.batch, 1)).astype(np.float32))
-    trainer = FCDTrainer(GANConfig(width=a.width, n_res=a.n_res, d_width=a.width), Path(a.out), a.size)
+    trainer = FCDTrainer(GANConfig(width=a.width, n_res=a.n_res, d_width=a.d_width or a.width), Path(a.out), a.size)
     d_rate = _rate(lambda: trainer.d_step(x, c)["total"].numpy(), a.steps)
     g_rate = _rate(lambda: trainer.g_step(x, c)["total"].numpy(), max(1, a.steps // 2))
     unet = build_unet(a.unet_width)
@@ -54,7 +55,7 @@ def main() -> None:
     print(json.dumps({
         "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU",
         "threads": tf.config.threading.get_intra_op_parallelism_threads(),
-        "gan": {"width": a.width, "n_res": a.n_res, "batch": a.batch, "size": a.size,
+        "gan": {"width": a.width, "n_res": a.n_res, "d_width": a.d_width or a.width, "batch": a.batch, "size": a.size,
                 "critic_steps_per_s": round(d_rate, 3), "generator_steps_per_s": round(g_rate, 3),
                 "iterations_per_s": round(gan_iter, 3)},
         "unet": {"width": a.unet_width, "batch": a.unet_batch, "steps_per_s": round(u_rate, 3)},
