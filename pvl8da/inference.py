@@ -321,7 +321,8 @@ def run_inference(src_path: str | Path, dest: str | Path, unet_weights: str | Pa
         recreate = tuple(band_path(b) for b in PV_BANDS) if generator is not None else ()
         with h5py.File(tmp, "w") as f:
             copy_product(src.file, f, recreate)
-        out = stack.enter_context(product_cls(tmp, "r+", cache_rows=tiling.size))
+        out = stack.enter_context(product_cls(tmp, "r+"))
+        out.set_chunk_cache(tiling.size)
         out.create_dataset(cm_name, np.float32, -1.0, DESCRIPTION=_describe(cm_name, unet_weights, generator_weights))
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pvl8da-")))
         plain_tif = workdir / "clouds.tif"

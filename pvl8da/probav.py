@@ -125,11 +125,11 @@ class _Product:
 
     kind = "Proba-V"
 
-    def __init__(self, path: str | Path, mode: str = "r", cache_rows: int | None = None):
+    def __init__(self, path: str | Path, mode: str = "r"):
         self.path = Path(path)
         self._scale_offset: dict[str, tuple[float, float]] = {}
         self._datasets: dict[str, h5py.Dataset] = {}
-        self._cache_rows = cache_rows
+        self._cache_rows: int | None = None
         if not self.path.is_file():
             raise InputError(f"{self.path}: file not found")
         try:
@@ -361,7 +361,7 @@ class LandsatAsProbaVProduct(_Product):
         return self._time("END_DATE")
 
 
-def open_product(path: str | Path, mode: str = "r", cache_rows: int | None = None) -> _Product:
+def open_product(path: str | Path, mode: str = "r") -> _Product:
     """Open a Proba-V L2A product, or a Landsat-as-Proba-V product when it has no SM."""
     path = Path(path)
     try:
@@ -370,7 +370,7 @@ def open_product(path: str | Path, mode: str = "r", cache_rows: int | None = Non
     except (OSError, FileNotFoundError):
         has_sm = True  # let ProbaVProduct raise the clear error
     cls = ProbaVProduct if has_sm else LandsatAsProbaVProduct
-    return cls(path, mode, cache_rows)
+    return cls(path, mode)
 
 
 def copy_product(src: h5py.File, dst: h5py.File, recreate: tuple[str, ...]) -> None:

@@ -155,7 +155,8 @@ def test_not_hdf5(tmp_path):
 def test_chunk_cache_spans_a_row_of_tiles_and_windows_write_through_it(tmp_path):
     path = write_pv(tmp_path / "p.HDF5", shape=(600, 700))
     data = np.random.default_rng(1).uniform(0, 1, (600, 700)).astype(np.float32)
-    with ProbaVProduct(path, "r+", cache_rows=100) as p:
+    with ProbaVProduct(path, "r+") as p:
+        p.set_chunk_cache(100)
         ds = p.create_dataset("CM_TEST")
         p.create_dataset("DN_TEST", np.int16, -1)
         assert p.dataset("CM_TEST") is ds and ds.chunks == (256, 256)
