@@ -150,7 +150,8 @@ class _UNetTask(_FCDTask):
 
 
 class TrainFCDPlus(_UNetTask):
-    """FCD+: the U-Net with a classification head trained on the FCD pseudo masks."""
+    """FCD+: the U-Net with a classification head trained on the FCD pseudo masks; its probability
+    threshold is also calibrated on the labelled sample FCD's threshold came from."""
 
     folder = "fcd_plus"
 
@@ -158,9 +159,13 @@ class TrainFCDPlus(_UNetTask):
         return {"patches": PrepareBiomePatches(**self.common()), "masks": GenerateFCDMasks(**self.common())}
 
     def run(self):
-        from pvl8da.fcd.masks import PSEUDO
+        from pvl8da.atomic import load_json
+        from pvl8da.fcd.masks import PSEUDO, THRESHOLD
 
-        self.train(self.config(), Path(self.input()["masks"].path) / PSEUDO)
+        masks = Path(self.input()["masks"].path)
+        sample = load_json(masks / THRESHOLD)
+        cfg = self.config(calibration_patches=sample["sample_patches"], calibration_seed=sample["seed"])
+        self.train(cfg, masks / PSEUDO)
 
 
 class FineTuneFCDPlus(_UNetTask):

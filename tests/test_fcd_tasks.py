@@ -11,8 +11,12 @@ import numpy as np
 import pytest
 import rasterio
 
+from pvl8da.errors import InputError
+from pvl8da.fcd.calibration import labelled_sample, sample_threshold
 from pvl8da.fcd.data import PatchData
+from pvl8da.fcd.metrics import confusion, scores
 from pvl8da.fcd.train_gan import FCDTrainer, GANConfig, train_fcd
+from pvl8da.fcd.train_unet import cloud_probability, load_unet
 from pvl8da.synthetic import write_biome_dataset
 from tasks.fcd import (EvaluateBiome, FineTuneFCDPlus, GenerateFCDMasks, PrepareBiomePatches, RunFCDPaper,
                        TrainFCD, TrainFCDPlus, TrainSupervised)
@@ -77,16 +81,48 @@ def test_unets_and_finetune(chain):
     ft = json.loads((out / "fcd_plus_finetune" / "config.json").read_text())
     assert ft["freeze_encoder"] and ft["keep_ratio"] == 0.1 and ft["lr"] == 1e-5 and ft["width"] == 4
     assert json.loads((out / "fcd_plus_finetune" / "done.json").read_text())["patches"] >= 1
+    for folder in ("fcd_plus_finetune", "supervised"):
+        assert "threshold" not in json.loads((out / folder / "done.json").read_text())
+
+
+def test_fcd_plus_threshold_maximises_f1_on_fcds_labelled_sample(chain):
+    out = chain["out"]
+    done = json.loads((out / "fcd_plus" / "done.json").read_text())
+    sample = json.loads((out / "fcd_masks" / "threshold.json").read_text())
+    train = PatchData(out / "patches" / "train.h5")
+    b = train.batch(labelled_sample(len(train), sample["sample_patches"], sample["seed"]))
+    train.close()
+    prob = cloud_probability(load_unet(out / "fcd_plus"), b["x"])
+    valid, truth = b["valid"][..., 0] > 0, b["cloud"][..., 0] > 0
+
+    def f1(threshold: float) -> float:
+        return scores(confusion(prob >= threshold, truth, valid))["f1_cloud"]
+
+    assert 0 < done["threshold"] <= 1
+    assert f1(done["threshold"]) == pytest.approx(done["threshold_sample_f1"], abs=1e-6)
+    grid = np.quantile(prob[valid], np.linspace(0, 1, 41))
+    assert f1(done["threshold"]) >= max(f1(t) for t in [0.5, *grid]) - 1e-9
+
+
+def test_calibration_refuses_pseudo_targets(chain):
+    path = chain["out"] / "patches" / "train.h5"
+    with h5py.File(path) as f:
+        n = len(f["labels"])
+    pseudo = PatchData(path, np.zeros((n, 64, 64), np.uint8))
+    with pytest.raises(InputError, match="real masks"):
+        sample_threshold(lambda x: x[..., 0], pseudo, 4, 0)
+    pseudo.close()
 
 
 def test_evaluation(chain):
     ev = chain["out"] / "evaluation"
     rows = list(csv.DictReader(open(ev / "metrics.csv")))
     methods = {r["method"] for r in rows}
-    assert methods == {"FCD", "FCD+", "FCD+1%", "Supervised", "Quality-band cloud flag"}
+    assert methods == {"FCD", "FCD+", "FCD+ calibrated", "FCD+1%", "Supervised", "Quality-band cloud flag"}
     assert {r["level"] for r in rows} == {"scene", "biome", "overall"}
     assert len({r["biome"] for r in rows if r["level"] == "biome"}) == 4
     assert "| FCD+1% |" in (ev / "table.md").read_text()
+    assert "| FCD+ calibrated |" in (ev / "table.md").read_text()
     assert (ev / "examples.png").stat().st_size > 1000
     assert RunFCDPaper(**chain["common"]).complete()
 

@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
 
@@ -20,7 +21,7 @@ from pvl8da.fcd.metrics import SCORE_NAMES, Confusion, confusion, scores  # noqa
 from pvl8da.fcd.patches import ASSIGNMENT, read_assignment  # noqa: E402
 from pvl8da.fcd.scenes import valid_pixels  # noqa: E402
 from pvl8da.fcd.tiling import predict_tiled, scene_reader  # noqa: E402
-from pvl8da.fcd.train_unet import cloud_probability, load_unet  # noqa: E402
+from pvl8da.fcd.train_unet import calibrated_threshold, cloud_probability, load_unet  # noqa: E402
 from pvl8da.landsat8 import BIOME_THIN, open_scene  # noqa: E402
 from pvl8da.plots.common import save_figure, stretch  # noqa: E402
 
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 QUALITY_FLAG = "Quality-band cloud flag"
 FCD = "FCD"
+CALIBRATED = "calibrated"
 
 
 def _read_fcd_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
@@ -40,14 +42,28 @@ def _read_fcd_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
     return data == 1
 
 
-def predict_scene(scene, fcd_masks_dir: Path, unets: dict, tile: int) -> dict[str, np.ndarray]:
-    """Boolean cloud masks of every method for one scene."""
+def predict_scene(scene, fcd_masks_dir: Path, unets: dict[str, keras.Model], cuts: dict[str, tuple[str, float]],
+                  tile: int) -> dict[str, np.ndarray]:
+    """Boolean cloud masks of every method for one scene; ``cuts`` maps a method to (U-Net, threshold)."""
     preds = {QUALITY_FLAG: scene.cfmask_cloud(), FCD: _read_fcd_mask(fcd_masks_dir / "scenes" / f"{scene.scene_id}_fcd.tif", scene.shape)}
     reader = scene_reader(scene)
-    for name, model in unets.items():
-        prob = predict_tiled(lambda x, m=model: cloud_probability(m, x)[0], reader, scene.shape, tile, 32, 32)
-        preds[name] = prob >= 0.5
+    probs = {name: predict_tiled(lambda x, m=model: cloud_probability(m, x)[0], reader, scene.shape, tile, 32, 32)
+             for name, model in unets.items()}
+    for method, (name, threshold) in cuts.items():
+        preds[method] = probs[name] >= threshold
     return preds
+
+
+def unet_cuts(unet_dirs: dict[str, str | Path]) -> dict[str, tuple[str, float]]:
+    """Each U-Net at probability 0.5, followed by ``<name> calibrated`` at its sample threshold where
+    its run has one."""
+    cuts = {}
+    for name, d in unet_dirs.items():
+        cuts[name] = (name, 0.5)
+        threshold = calibrated_threshold(d)
+        if threshold is not None:
+            cuts[f"{name} {CALIBRATED}"] = (name, threshold)
+    return cuts
 
 
 def _rows(level: str, name: str, biome: str, per_method: dict[str, Confusion]) -> list[dict]:
@@ -103,7 +119,8 @@ def evaluate_biome(patch_dir: str | Path, fcd_masks_dir: str | Path, unet_dirs: 
     if not tests:
         raise InputError(f"{patch_dir / ASSIGNMENT}: no test scene")
     unets = {name: load_unet(d) for name, d in unet_dirs.items()}
-    methods = [FCD, *unets, QUALITY_FLAG]
+    cuts = unet_cuts(unet_dirs)
+    methods = [FCD, *cuts, QUALITY_FLAG]
     rows, by_biome, overall = [], defaultdict(lambda: defaultdict(Confusion)), defaultdict(Confusion)
     examples = []
     for r in tests:
@@ -111,7 +128,7 @@ def evaluate_biome(patch_dir: str | Path, fcd_masks_dir: str | Path, unet_dirs: 
         mask = scene.cloud_mask()
         valid = valid_pixels(scene, mask)
         truth = mask >= BIOME_THIN
-        preds = predict_scene(scene, fcd_masks_dir, unets, tile)
+        preds = predict_scene(scene, fcd_masks_dir, unets, cuts, tile)
         per = {m: confusion(preds[m], truth, valid) for m in methods}
         rows += _rows("scene", scene.scene_id, r["biome"], per)
         for m, c in per.items():

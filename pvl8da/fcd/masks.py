@@ -8,15 +8,13 @@ import h5py
 import keras
 import numpy as np
 
-from pvl8da.atomic import atomic_dir
-from pvl8da.errors import InputError
+from pvl8da.atomic import atomic_dir, save_json_atomic
 from pvl8da.fcd.data import PatchData
-from pvl8da.atomic import save_json_atomic
-from pvl8da.fcd.metrics import best_threshold
+from pvl8da.fcd.calibration import sample_threshold
 from pvl8da.fcd.patches import ASSIGNMENT, read_assignment
 from pvl8da.fcd.scenes import valid_pixels
 from pvl8da.fcd.tiling import predict_tiled, scene_reader, write_mask_geotiff
-from pvl8da.fcd.train_gan import cloud_map, cloud_map_samples, load_generator
+from pvl8da.fcd.train_gan import cloud_map, load_generator
 from pvl8da.landsat8 import open_scene
 
 log = logging.getLogger(__name__)
@@ -25,17 +23,9 @@ PSEUDO = "pseudo_masks.h5"
 THRESHOLD = "threshold.json"
 
 
-def choose_threshold(generator: keras.Model, train: PatchData, n_patches: int, seed: int,
-                     batch_size: int = 32) -> tuple[float, float]:
-    """Threshold (and its F1) maximising pixel F1 of the cloud map on a seeded sample of training
-    patches with their pixel labels."""
-    rng = np.random.default_rng(seed)
-    idx = np.sort(rng.choice(len(train), size=min(n_patches, len(train)), replace=False))
-    batches = (train.batch(idx[s:s + batch_size]) for s in range(0, len(idx), batch_size))
-    values, truth = cloud_map_samples(generator, batches)
-    if not truth.any():
-        raise InputError(f"{train.path}: the labelled sample of {len(idx)} training patches has no cloud pixel")
-    return best_threshold(values, truth)
+def choose_threshold(generator: keras.Model, train: PatchData, n_patches: int, seed: int) -> tuple[float, float]:
+    """Threshold (and its F1) of the cloud map on the seeded labelled sample of training patches."""
+    return sample_threshold(lambda x: cloud_map(generator, x).numpy(), train, n_patches, seed)
 
 
 def pseudo_masks(generator: keras.Model, train: PatchData, threshold: float, batch_size: int = 32) -> np.ndarray:

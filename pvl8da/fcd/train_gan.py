@@ -12,6 +12,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from pvl8da.fcd import losses, tensorboard
+from pvl8da.fcd.calibration import score_samples
 from pvl8da.fcd.data import PatchData
 from pvl8da.atomic import load_json, save_json_atomic, save_weights_atomic
 from pvl8da.fcd.metrics import best_threshold
@@ -162,20 +163,9 @@ class FCDTrainer:
         return lr
 
 
-def cloud_map_samples(generator: keras.Model, batches) -> tuple[np.ndarray, np.ndarray]:
-    """Cloud-map values and pixel labels (cloud: True) of the valid pixels of labelled patch batches."""
-    values, truth = [], []
-    for b in batches:
-        d = cloud_map(generator, b["x"]).numpy()
-        valid = b["valid"][..., 0] > 0
-        values.append(d[valid])
-        truth.append(b["cloud"][..., 0][valid] > 0)
-    return np.concatenate(values), np.concatenate(truth)
-
-
 def validation_f1(generator: keras.Model, val: PatchData, limit: int, batch_size: int = 32) -> float:
     """Best pixel F1 over thresholds of the cloud map on the first ``limit`` validation patches."""
-    values, truth = cloud_map_samples(generator, val.iter_batches(batch_size, limit))
+    values, truth = score_samples(lambda x: cloud_map(generator, x).numpy(), val.iter_batches(batch_size, limit))
     if not truth.any():
         return float("nan")
     return best_threshold(values, truth)[1]

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from pvl8da.errors import InputError
 from pvl8da.fcd import losses, tensorboard
+from pvl8da.fcd.calibration import sample_threshold
 from pvl8da.fcd.data import PatchData
 from pvl8da.atomic import load_json, save_json_atomic, save_weights_atomic
 from pvl8da.fcd.metrics import confusion, scores
@@ -30,7 +31,11 @@ CONFIG = "config.json"
 
 @dataclass
 class UNetConfig:
-    """Hyper-parameters of the U-Net runs; ``keep_ratio``/``freeze_encoder``/``init_weights`` make a fine-tune."""
+    """Hyper-parameters of the U-Net runs; ``keep_ratio``/``freeze_encoder``/``init_weights`` make a fine-tune.
+
+    ``calibration_patches`` > 0 also picks a probability threshold by F1 on that seeded labelled sample
+    of training patches (the one FCD's threshold comes from) and records it in ``done.json``.
+    """
 
     iterations: int = 50_000
     batch_size: int = 64
@@ -47,6 +52,8 @@ class UNetConfig:
     log_every: int = 100
     seed: int = 0
     augment: bool = True
+    calibration_patches: int = 0
+    calibration_seed: int = 0
 
 
 def load_unet(run_dir: str | Path, best: bool = True) -> keras.Model:
@@ -56,6 +63,12 @@ def load_unet(run_dir: str | Path, best: bool = True) -> keras.Model:
     model = build_unet(cfg["width"], cfg["blocks"])
     model.load_weights(run_dir / (BEST if best and (run_dir / BEST).is_file() else FINAL))
     return model
+
+
+def calibrated_threshold(run_dir: str | Path) -> float | None:
+    """The sample-calibrated probability threshold of a finished run, None when it was not calibrated."""
+    value = load_json(Path(run_dir) / DONE).get("threshold")
+    return None if value is None else float(value)
 
 
 def cloud_probability(model: keras.Model, x: np.ndarray | tf.Tensor) -> np.ndarray:
@@ -164,5 +177,16 @@ def train_unet(train_h5: str | Path, val_h5: str | Path, out_dir: str | Path, cf
     val.close()
     summary = {"iterations": cfg.iterations, "best_val_f1": float(best_f1), "patches": int(len(keep)),
                "resumed_at": start, "steps_per_second": (cfg.iterations - start) / max(elapsed, 1e-9)}
+    if cfg.calibration_patches > 0:
+        model.load_weights(out_dir / BEST)
+        labelled = PatchData(train_h5)
+        try:
+            threshold, f1 = sample_threshold(lambda x: cloud_probability(model, x), labelled,
+                                             cfg.calibration_patches, cfg.calibration_seed)
+        finally:
+            labelled.close()
+        log.info("calibrated threshold %.4f (F1 %.4f on %d labelled training patches)", threshold, f1,
+                 cfg.calibration_patches)
+        summary.update(threshold=threshold, threshold_sample_f1=f1)
     save_json_atomic(summary, out_dir / DONE)
     return summary
