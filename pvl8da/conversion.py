@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -297,6 +298,14 @@ def write_product(product: ProbaVLike, path: str | os.PathLike, scene_id: str, a
             ds.attrs["MAPPING"] = mapping
 
 
+def check_pixel_size(scene: Landsat8Scene) -> None:
+    """Raise InputError unless the scene has 30 m pixels, the size the PSF of SPEC §2 is defined for."""
+    x, y = scene.pixel_size
+    if not (math.isclose(x, LANDSAT_PIXEL_M, rel_tol=1e-6) and math.isclose(y, LANDSAT_PIXEL_M, rel_tol=1e-6)):
+        raise InputError(f"{scene.band_path(1)}: pixels of {x:g} x {y:g} m; the conversion to Proba-V needs "
+                         f"Landsat's {LANDSAT_PIXEL_M:g} m pixels (its PSF is defined for them)")
+
+
 def output_name(scene_id: str, resolution: str) -> str:
     return f"{scene_id}_{resolution}.HDF5"
 
@@ -308,6 +317,7 @@ def convert_scene(l8img: str | os.PathLike, outfolder: str | os.PathLike, resolu
     if resolution not in RESOLUTION_STEPS:
         raise InputError(f"unknown resolution {resolution!r}; expected one of {', '.join(RESOLUTION_STEPS)}")
     scene = open_scene(l8img, type_product)
+    check_pixel_size(scene)
     outfolder = Path(outfolder)
     outfolder.mkdir(parents=True, exist_ok=True)
     dest = outfolder / output_name(scene.scene_id, resolution)

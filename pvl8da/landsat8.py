@@ -1,4 +1,5 @@
-"""Landsat-8 Level-1 scenes (Collection 1 and 2): DN, TOA reflectance, brightness temperature, quality masks.
+"""Landsat-8/9 Level-1 scenes of every generation (pre-collection, Collection 1 and 2): DN, TOA reflectance,
+brightness temperature, quality masks.
 
 Biome (ENVI ``fixedmask``) and 38-Cloud (``edited_corrected_gts<ID>.TIF``) scenes add manual cloud labels.
 """
@@ -6,13 +7,15 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.errors import RasterioError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
+from pvl8da import quality
 from pvl8da.errors import InputError
 from pvl8da.mtl import MTL
 
@@ -40,8 +43,28 @@ def _read_band(path: Path, window: Window | None, shape: tuple[int, int] | None 
         raise InputError(f"{path}: cannot read raster ({err}); truncated or corrupt file?") from err
 
 
+def toa_reflectance(dn: np.ndarray, mtl: MTL, band: int) -> np.ndarray:
+    """float32 TOA reflectance of a reflective band's DN: (DN·MULT + ADD) / sin(SUN_ELEVATION) (SPEC §1)."""
+    mult, add = mtl.reflectance_rescaling(band)
+    sin_e = np.sin(np.deg2rad(mtl.sun_elevation))
+    return np.asarray(dn).astype(np.float32) * np.float32(mult / sin_e) + np.float32(add / sin_e)
+
+
+def brightness_temperature(dn: np.ndarray, mtl: MTL, band: int) -> np.ndarray:
+    """float32 at-sensor brightness temperature (K) of a thermal band's DN: K2 / ln(K1 / L + 1)."""
+    mult, add = mtl.radiance_rescaling(band)
+    k1, k2 = mtl.thermal_constants(band)
+    radiance = np.asarray(dn).astype(np.float64) * mult + add
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (k2 / np.log(k1 / radiance + 1.0)).astype(np.float32)
+
+
 class Landsat8Scene:
-    """A Landsat-8 L1 scene folder ``<ID>/`` holding ``<ID>_B1.TIF`` … ``<ID>_B11.TIF``, a quality band and the MTL."""
+    """A Landsat-8/9 L1 scene folder holding ``<ID>_B1.TIF`` … ``<ID>_B11.TIF``, a quality band and the MTL.
+
+    The folder is normally named after its scene ID; otherwise the ID and the file names come from the MTL
+    (``LANDSAT_PRODUCT_ID`` or ``LANDSAT_SCENE_ID``, ``FILE_NAME_BAND_n``, the quality file name).
+    """
 
     type_product = "landsat8"
 
@@ -49,15 +72,18 @@ class Landsat8Scene:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise InputError(f"{self.folder}: Landsat-8 scene folder not found")
-        self.scene_id = self.folder.name
-        mtl_path = self.folder / f"{self.scene_id}_MTL.txt"
+        mtl_path = self.folder / f"{self.folder.name}_MTL.txt"
         if not mtl_path.is_file():
             candidates = sorted(self.folder.glob("*_MTL.txt"))
-            if not candidates:
-                raise InputError(f"{mtl_path}: MTL file not found in the scene folder")
+            if len(candidates) != 1:
+                found = "none" if not candidates else ", ".join(p.name for p in candidates)
+                raise InputError(f"{mtl_path}: expected one *_MTL.txt in the scene folder, found {found}")
             mtl_path = candidates[0]
         self.mtl = MTL.read(mtl_path)
+        self.mtl.check_spacecraft()
         self.collection = self.mtl.collection
+        self.scene_id = mtl_path.name[: -len("_MTL.txt")]
+        self._check_quality_name()
         ref = self.band_path(1)
         if not ref.is_file():
             raise InputError(f"{ref}: band 1 not found")
@@ -70,7 +96,8 @@ class Landsat8Scene:
             raise InputError(f"{ref}: cannot open raster ({err})") from err
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self.folder)!r}, collection={self.collection}, shape={self.shape})"
+        return (f"{type(self).__name__}({str(self.folder)!r}, {self.mtl.generation}, {self.mtl.spacecraft}, "
+                f"shape={self.shape})")
 
     @property
     def acquisition_time(self):
@@ -80,13 +107,32 @@ class Landsat8Scene:
     def sun_elevation(self) -> float:
         return self.mtl.sun_elevation
 
+    @property
+    def pixel_size(self) -> tuple[float, float]:
+        """(x, y) size of the scene's pixels in metres."""
+        return abs(self.transform.a), abs(self.transform.e)
+
     def band_path(self, band: int) -> Path:
-        return self.folder / f"{self.scene_id}_B{band}.TIF"
+        name = self.mtl.file_name(f"FILE_NAME_BAND_{band}")
+        return self.folder / (name or f"{self.scene_id}_B{band}.TIF")
 
     @property
     def quality_path(self) -> Path:
-        name = "BQA" if self.collection == 1 else "QA_PIXEL"
-        return self.folder / f"{self.scene_id}_{name}.TIF"
+        name = self.mtl.file_name("FILE_NAME_BAND_QUALITY") or self.mtl.file_name("FILE_NAME_QUALITY_L1_PIXEL")
+        return self.folder / (name or f"{self.scene_id}_{quality.QUALITY_BAND[self.collection]}.TIF")
+
+    def _check_quality_name(self) -> None:
+        """The quality band's name must be the one of the MTL's generation (BQA or QA_PIXEL)."""
+        expected = quality.QUALITY_BAND[self.collection]
+        path = self.quality_path
+        if not path.name.upper().endswith(f"_{expected}.TIF"):
+            raise InputError(f"{path}: quality band name does not match the {self.mtl.generation} MTL "
+                             f"{self.mtl.source} (expected <ID>_{expected}.TIF)")
+        other = "QA_PIXEL" if expected == "BQA" else "BQA"
+        stray = self.folder / f"{self.scene_id}_{other}.TIF"
+        if not path.is_file() and stray.is_file():
+            raise InputError(f"{stray}: a {other} quality band in a {self.mtl.generation} scene (its MTL "
+                             f"{self.mtl.source} calls for {path.name})")
 
     def check_files(self, bands=REFLECTIVE_BANDS[:7] + (9,) + THERMAL_BANDS) -> None:
         """Raise InputError naming the first missing band, quality band or label file."""
@@ -106,34 +152,30 @@ class Landsat8Scene:
         """TOA reflectance with the sun-elevation correction: (DN·MULT + ADD) / sin(SUN_ELEVATION)."""
         if band not in REFLECTIVE_BANDS:
             raise ValueError(f"TOA reflectance is defined for bands 1-9, not {band}")
-        mult, add = self.mtl.reflectance_rescaling(band)
-        dn = self.read_dn(band, window).astype(np.float32)
-        scale = np.float32(mult / np.sin(np.deg2rad(self.sun_elevation)))
-        offset = np.float32(add / np.sin(np.deg2rad(self.sun_elevation)))
-        return dn * scale + offset
+        return toa_reflectance(self.read_dn(band, window), self.mtl, band)
 
     def brightness_temperature(self, band: int, window: Window | None = None) -> np.ndarray:
         """At-sensor brightness temperature in kelvin of a thermal band: K2 / ln(K1 / L + 1)."""
         if band not in THERMAL_BANDS:
             raise ValueError(f"brightness temperature is defined for bands 10 and 11, not {band}")
-        mult, add = self.mtl.radiance_rescaling(band)
-        k1, k2 = self.mtl.thermal_constants(band)
-        radiance = self.read_dn(band, window).astype(np.float64) * mult + add
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return (k2 / np.log(k1 / radiance + 1.0)).astype(np.float32)
+        return brightness_temperature(self.read_dn(band, window), self.mtl, band)
 
     def quality(self, window: Window | None = None) -> np.ndarray:
-        """The quality band (BQA for Collection 1, QA_PIXEL for Collection 2)."""
+        """The raw quality band (BQA for pre-collection and Collection 1, QA_PIXEL for Collection 2)."""
         return _read_band(self.quality_path, window, self.shape)
 
+    def quality_masks(self, window: Window | None = None) -> quality.QualityMasks:
+        """Fill, cloud, cirrus, cloud-shadow and snow masks decoded for the scene's generation."""
+        return quality.decode(self.quality(window), self.collection)
+
     def fill(self, window: Window | None = None) -> np.ndarray:
-        """True where the quality band flags fill (bit 0 in both collections)."""
+        """True where the quality band flags fill (bit 0 in every generation)."""
         return (self.quality(window) & 1).astype(bool)
 
     def cfmask_cloud(self, window: Window | None = None) -> np.ndarray:
-        """The operational CFMask cloud flag: BQA bit 4 (Collection 1) or QA_PIXEL bit 3 (Collection 2)."""
-        bit = 4 if self.collection == 1 else 3
-        return ((self.quality(window) >> bit) & 1).astype(bool)
+        """The operational cloud flag: Collection 1 BQA bit 4, Collection 2 QA_PIXEL bit 3, pre-collection
+        cloud or cirrus confidence medium or high (bit 15 or 13, the FCD paper's baseline); fill excluded."""
+        return quality.cloud_flag(self.quality(window), self.collection)
 
     def invalid(self, window: Window | None = None) -> np.ndarray:
         """Pixels the Proba-V conversion treats as invalid (quality-band fill)."""
@@ -228,3 +270,34 @@ def open_scene(folder: str | os.PathLike, type_product: str = "landsat8") -> Lan
     scene = _SCENE_TYPES[type_product](folder)
     scene.check_files()
     return scene
+
+
+#: Bands of a 38-Cloud training patch, in the order :func:`read_38cloud_patch` stacks them.
+CLOUD38_PATCH_BANDS = ("red", "green", "blue", "nir")
+
+
+def _38cloud_patch_file(root: Path, prefix: str, patch: str) -> Path:
+    """``<root>/<prefix>_<patch>.TIF``, or the data set's own layout ``<root>/{train,test}_<prefix>/…``."""
+    name = f"{prefix}_{patch}.TIF"
+    for path in (root / name, root / f"train_{prefix}" / name, root / f"test_{prefix}" / name):
+        if path.is_file():
+            return path
+    raise InputError(f"{root / name}: 38-Cloud {prefix} patch not found")
+
+
+def read_38cloud_patch(root: str | os.PathLike, patch: str,
+                       with_mask: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """A 38-Cloud patch ``patch_<n>_<r>_by_<c>_<product ID>``: DN (4, H, W) uint16 in the order of
+    :data:`CLOUD38_PATCH_BANDS` (0 = fill) and, with ``with_mask``, its ground truth (``gt``, cloud > 0)."""
+    root = Path(root)
+    with warnings.catch_warnings():  # the patches carry no georeferencing
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        bands = [_read_band(_38cloud_patch_file(root, band, patch), None) for band in CLOUD38_PATCH_BANDS]
+        mask = _read_band(_38cloud_patch_file(root, "gt", patch), None) > 0 if with_mask else None
+    shapes = {b.shape for b in bands}
+    if len(shapes) != 1:
+        raise InputError(f"{root}: 38-Cloud patch {patch} has bands of different sizes {sorted(shapes)}")
+    if mask is not None and mask.shape != bands[0].shape:
+        raise InputError(f"{_38cloud_patch_file(root, 'gt', patch)}: mask size {mask.shape} differs from the "
+                         f"bands' {bands[0].shape}")
+    return np.stack(bands).astype(np.uint16, copy=False), mask

@@ -1,4 +1,4 @@
-"""Landsat MTL metadata files (Collection 1 and Collection 2) parsed into nested dicts with typed values."""
+"""Landsat MTL metadata files (pre-collection, Collection 1 and Collection 2) parsed into nested dicts with typed values."""
 from __future__ import annotations
 
 import datetime as dt
@@ -65,55 +65,104 @@ def parse_mtl(path: str | os.PathLike) -> dict:
     return parse_mtl_text(path.read_text(errors="replace"), source=str(path))
 
 
+_SCENE_ID_PRE = re.compile(r"^L[COTE]0?[89]\d{13}[A-Z]{3}\d{2}$")
+_SPACECRAFTS = ("LANDSAT_8", "LANDSAT_9")
+# Logical groups and the group names each generation's MTL files use for them, first match wins.
+_GROUPS = {
+    "product": ("PRODUCT_CONTENTS", "PRODUCT_METADATA"),
+    "info": ("METADATA_FILE_INFO", "PRODUCT_CONTENTS"),
+    "image": ("IMAGE_ATTRIBUTES",),
+    "projection": ("PROJECTION_ATTRIBUTES", "PRODUCT_METADATA"),
+    "radiometric": ("LEVEL1_RADIOMETRIC_RESCALING", "RADIOMETRIC_RESCALING"),
+    "thermal": ("LEVEL1_THERMAL_CONSTANTS", "TIRS_THERMAL_CONSTANTS"),
+    "projection_parameters": ("LEVEL1_PROJECTION_PARAMETERS", "PROJECTION_PARAMETERS"),
+}
+
+
 class MTL:
-    """Collection-independent access to the fields of a parsed MTL file."""
+    """Generation-independent access to the fields of a parsed MTL file.
+
+    ``collection`` is the product generation: 0 pre-collection (no ``COLLECTION_NUMBER``; the Biome
+    scenes), 1 (``COLLECTION_NUMBER = 01``) or 2 (``LANDSAT_METADATA_FILE``, or ``COLLECTION_NUMBER = 02``
+    in the early Collection 2 layout under ``L1_METADATA_FILE``).
+    """
 
     def __init__(self, tree: dict, source: str = "<MTL>"):
         self.tree = tree
         self.source = source
-        if "LANDSAT_METADATA_FILE" in tree:
-            self.collection = 2
-            top = tree["LANDSAT_METADATA_FILE"]
-            self._groups = {
-                "product": top.get("PRODUCT_CONTENTS", {}),
-                "image": top.get("IMAGE_ATTRIBUTES", {}),
-                "projection": top.get("PROJECTION_ATTRIBUTES", {}),
-                "radiometric": top.get("LEVEL1_RADIOMETRIC_RESCALING", {}),
-                "thermal": top.get("LEVEL1_THERMAL_CONSTANTS", {}),
-                "projection_parameters": top.get("LEVEL1_PROJECTION_PARAMETERS", {}),
-            }
-        elif "L1_METADATA_FILE" in tree:
-            self.collection = 1
-            top = tree["L1_METADATA_FILE"]
-            self._groups = {
-                "product": top.get("PRODUCT_METADATA", {}),
-                "image": top.get("IMAGE_ATTRIBUTES", {}),
-                "projection": top.get("PRODUCT_METADATA", {}),
-                "radiometric": top.get("RADIOMETRIC_RESCALING", {}),
-                "thermal": top.get("TIRS_THERMAL_CONSTANTS", {}),
-                "projection_parameters": top.get("PROJECTION_PARAMETERS", {}),
-            }
-        else:
-            raise InputError(f"{source}: neither L1_METADATA_FILE (Collection 1) nor "
+        top_name = next((name for name in ("LANDSAT_METADATA_FILE", "L1_METADATA_FILE") if name in tree), None)
+        if top_name is None:
+            raise InputError(f"{source}: neither L1_METADATA_FILE (pre-collection, Collection 1) nor "
                              "LANDSAT_METADATA_FILE (Collection 2) group found")
-        self._top = top
+        top = tree[top_name]
+        self._groups = {name: next((top[g] for g in candidates if isinstance(top.get(g), dict)), {})
+                        for name, candidates in _GROUPS.items()}
+        self.collection = self._generation(top_name)
+
+    def _generation(self, top_name: str) -> int:
+        """Tell pre-collection, Collection 1 and Collection 2 apart; raise InputError where it cannot be told."""
+        number = self._groups["info"].get("COLLECTION_NUMBER", self._groups["product"].get("COLLECTION_NUMBER"))
+        if number is None and top_name == "L1_METADATA_FILE":
+            scene_id = str(self._groups["info"].get("LANDSAT_SCENE_ID", ""))
+            if _SCENE_ID_PRE.match(scene_id) and "LANDSAT_PRODUCT_ID" not in self._groups["info"]:
+                return 0
+            raise InputError(f"{self.source}: cannot tell the product generation: no COLLECTION_NUMBER and "
+                             f"no pre-collection LANDSAT_SCENE_ID (found {scene_id or 'none'!r})")
+        if number is None:
+            number = 2
+        if number not in (1, 2) or (top_name == "LANDSAT_METADATA_FILE" and number != 2):
+            raise InputError(f"{self.source}: cannot tell the product generation: COLLECTION_NUMBER = "
+                             f"{number} in {top_name}")
+        product_id = str(self._groups["info"].get("LANDSAT_PRODUCT_ID", ""))
+        if product_id and f"_{number:02d}_" not in product_id:
+            raise InputError(f"{self.source}: LANDSAT_PRODUCT_ID {product_id} contradicts "
+                             f"COLLECTION_NUMBER = {number:02d}")
+        return number
+
+    @property
+    def generation(self) -> str:
+        """'pre-collection', 'Collection 1' or 'Collection 2'."""
+        return ("pre-collection", "Collection 1", "Collection 2")[self.collection]
+
+    @property
+    def scene_id(self) -> str | None:
+        """LANDSAT_PRODUCT_ID (Collections 1, 2) or LANDSAT_SCENE_ID (pre-collection), if the MTL has it."""
+        info = self._groups["info"]
+        return info.get("LANDSAT_PRODUCT_ID") or info.get("LANDSAT_SCENE_ID")
+
+    @property
+    def spacecraft(self) -> str:
+        """SPACECRAFT_ID, e.g. LANDSAT_8 or LANDSAT_9; LANDSAT_8 where the MTL does not say."""
+        return str(self._groups["image"].get("SPACECRAFT_ID", self._groups["product"].get("SPACECRAFT_ID",
+                                                                                       "LANDSAT_8")))
+
+    def check_spacecraft(self) -> None:
+        """Raise InputError unless the scene comes from Landsat 8 or 9 (OLI/TIRS bands)."""
+        if self.spacecraft not in _SPACECRAFTS:
+            raise InputError(f"{self.source}: SPACECRAFT_ID {self.spacecraft} is not Landsat 8 or 9 "
+                             "(OLI/TIRS bands are required)")
+
+    def file_name(self, key: str) -> str | None:
+        """A FILE_NAME_* entry of the product group (band and quality file names), if present."""
+        value = self._groups["product"].get(key)
+        return None if value is None else str(value)
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> "MTL":
         return cls(parse_mtl(path), source=str(path))
 
     def get(self, group: str, key: str) -> Any:
-        """A field of a logical group: product, image, projection, radiometric, thermal, projection_parameters."""
+        """A field of a logical group: info, product, image, projection, radiometric, thermal, projection_parameters."""
         try:
             return self._groups[group][key]
         except KeyError:
             raise InputError(f"{self.source}: missing MTL key {key} "
-                             f"(Collection {self.collection}, {group} group)") from None
+                             f"({self.generation}, {group} group)") from None
 
     @property
     def acquisition_time(self) -> dt.datetime:
         """Date acquired + scene centre time, in UTC (microsecond precision)."""
-        group = "image" if self.collection == 2 else "product"
+        group = "image" if "DATE_ACQUIRED" in self._groups["image"] else "product"
         date = self.get(group, "DATE_ACQUIRED")
         time = str(self.get(group, "SCENE_CENTER_TIME")).rstrip("Z")
         hms, _, frac = time.partition(".")

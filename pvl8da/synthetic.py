@@ -26,6 +26,7 @@ from scipy.interpolate import RegularGridInterpolator
 from scipy.ndimage import zoom
 from scipy.stats import norm
 
+from pvl8da import quality
 from pvl8da.atomic import atomic_dir, atomic_path
 from pvl8da.conversion import BLUE_WEIGHTS, RESOLUTION_STEPS
 from pvl8da.landsat8 import BIOME_CLEAR, BIOME_CLOUD, BIOME_FILL, BIOME_SHADOW, BIOME_THIN
@@ -294,7 +295,7 @@ def _corner_lat_lon(crs: CRS, transform: Affine, shape: tuple[int, int]) -> dict
     return {name: (lats[i], lons[i], xs[i], ys[i]) for i, name in enumerate(corners)}
 
 
-def _mtl_tree(collection: int, scene_id: str, crs: CRS, transform: Affine, shape: tuple[int, int],
+def _mtl_tree(collection: int, satellite: int, seed: int, scene_id: str, crs: CRS, transform: Affine, shape: tuple[int, int],
               when: dt.datetime, elevation: float, azimuth: float, cloud_cover: float,
               path_row: tuple[int, int], with_pan: bool) -> dict:
     height, width = shape
@@ -306,7 +307,8 @@ def _mtl_tree(collection: int, scene_id: str, crs: CRS, transform: Affine, shape
     for name, (lat, lon, x, y) in corners.items():
         corner_fields[f"CORNER_{name}_PROJECTION_X_PRODUCT"] = round(float(x), 3)
         corner_fields[f"CORNER_{name}_PROJECTION_Y_PRODUCT"] = round(float(y), 3)
-    quality = "BQA" if collection == 1 else "QA_PIXEL"
+    qa_name = f"{scene_id}_{quality.QUALITY_BAND[collection]}.TIF"
+    spacecraft = f"LANDSAT_{satellite}"
     bands = [b for b in range(1, 12) if with_pan or b != 8]
     files = {f"FILE_NAME_BAND_{b}": f"{scene_id}_B{b}.TIF" for b in bands}
     sizes = {"REFLECTIVE_LINES": height, "REFLECTIVE_SAMPLES": width, "THERMAL_LINES": height,
@@ -333,14 +335,20 @@ def _mtl_tree(collection: int, scene_id: str, crs: CRS, transform: Affine, shape
     centre_time = when.strftime("%H:%M:%S.%f") + "0Z"
     image = {"CLOUD_COVER": round(100 * cloud_cover, 2), "SUN_AZIMUTH": azimuth, "SUN_ELEVATION": elevation,
              "EARTH_SUN_DISTANCE": 1.0}
-    if collection == 1:
+    if collection < quality.COLLECTION_2:
+        info = {"ORIGIN": "pvl8da synthetic scene"}
+        if collection == quality.COLLECTION_1:
+            info.update(LANDSAT_SCENE_ID=_pre_collection_id(seed, when), LANDSAT_PRODUCT_ID=scene_id,
+                        COLLECTION_NUMBER=1, COLLECTION_CATEGORY="T1")
+        else:
+            info["LANDSAT_SCENE_ID"] = scene_id
+        info["FILE_DATE"] = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
         return {"L1_METADATA_FILE": {
-            "METADATA_FILE_INFO": {"ORIGIN": "pvl8da synthetic scene", "LANDSAT_SCENE_ID": scene_id,
-                                   "FILE_DATE": dt.datetime.now(dt.timezone.utc).replace(microsecond=0)},
-            "PRODUCT_METADATA": {"DATA_TYPE": "L1TP", "SPACECRAFT_ID": "LANDSAT_8", "SENSOR_ID": "OLI_TIRS",
-                                 "WRS_PATH": path_row[0], "WRS_ROW": path_row[1], "DATE_ACQUIRED": when.date(),
-                                 "SCENE_CENTER_TIME": centre_time, **corner_fields, **sizes, **files,
-                                 "FILE_NAME_BAND_QUALITY": f"{scene_id}_{quality}.TIF",
+            "METADATA_FILE_INFO": info,
+            "PRODUCT_METADATA": {"DATA_TYPE": "L1TP" if collection else "L1T", "SPACECRAFT_ID": spacecraft,
+                                 "SENSOR_ID": "OLI_TIRS", "WRS_PATH": path_row[0], "WRS_ROW": path_row[1],
+                                 "DATE_ACQUIRED": when.date(), "SCENE_CENTER_TIME": centre_time,
+                                 **corner_fields, **sizes, **files, "FILE_NAME_BAND_QUALITY": qa_name,
                                  "METADATA_FILE_NAME": f"{scene_id}_MTL.txt"},
             "IMAGE_ATTRIBUTES": image,
             "RADIOMETRIC_RESCALING": rescaling,
@@ -350,9 +358,9 @@ def _mtl_tree(collection: int, scene_id: str, crs: CRS, transform: Affine, shape
     return {"LANDSAT_METADATA_FILE": {
         "PRODUCT_CONTENTS": {"ORIGIN": "pvl8da synthetic scene", "LANDSAT_PRODUCT_ID": scene_id,
                              "PROCESSING_LEVEL": "L1TP", "COLLECTION_NUMBER": 2, **files,
-                             "FILE_NAME_QUALITY_L1_PIXEL": f"{scene_id}_{quality}.TIF",
+                             "FILE_NAME_QUALITY_L1_PIXEL": qa_name,
                              "FILE_NAME_METADATA_ODL": f"{scene_id}_MTL.txt"},
-        "IMAGE_ATTRIBUTES": {"SPACECRAFT_ID": "LANDSAT_8", "SENSOR_ID": "OLI_TIRS", "WRS_PATH": path_row[0],
+        "IMAGE_ATTRIBUTES": {"SPACECRAFT_ID": spacecraft, "SENSOR_ID": "OLI_TIRS", "WRS_PATH": path_row[0],
                              "WRS_ROW": path_row[1], "DATE_ACQUIRED": when.date(),
                              "SCENE_CENTER_TIME": centre_time, **image},
         "PROJECTION_ATTRIBUTES": {**projection, **sizes, **corner_fields},
@@ -363,41 +371,34 @@ def _mtl_tree(collection: int, scene_id: str, crs: CRS, transform: Affine, shape
     }}
 
 
-def _quality_band(collection: int, fill: np.ndarray, cloud: np.ndarray, shadow: np.ndarray,
-                  snow: np.ndarray, water: np.ndarray) -> np.ndarray:
-    """BQA (Collection 1) or QA_PIXEL (Collection 2) values with the usual bit layout."""
-    if collection == 1:
-        qa = np.full(fill.shape, (1 << 5) | (1 << 7) | (1 << 9) | (1 << 11), np.uint16)  # 2720: clear
-        qa[cloud] |= (1 << 4) | (3 << 5)
-        qa[shadow] |= 3 << 7
-        qa[snow] |= 3 << 9
-        qa[fill] = 1
-        return qa
-    qa = np.full(fill.shape, (1 << 8) | (1 << 10) | (1 << 12) | (1 << 14), np.uint16)
-    clear = ~(cloud | shadow | snow)
-    qa[clear] |= 1 << 6
-    qa[water & clear] |= 1 << 7
-    qa[cloud] |= (1 << 1) | (1 << 3) | (3 << 8)
-    qa[shadow & ~cloud] |= (1 << 4) | (3 << 10)
-    qa[snow & ~cloud] |= (1 << 5) | (3 << 12)
-    qa[fill] = 1
-    return qa
-
-
 def _path_row(seed: int) -> tuple[int, int]:
     return 1 + seed % 233, 1 + (seed // 233) % 248
 
 
-def landsat8_scene_id(collection: int, seed: int, when: dt.datetime) -> str:
-    """The identifier of a synthetic scene: Collection 1 (LC8PPPRRRYYYYDDDLGN00) or 2 (LC08_L1TP_PPPRRR_…)."""
-    path_row = _path_row(seed)
-    if collection == 1:
-        return f"LC8{path_row[0]:03d}{path_row[1]:03d}{when.year}{when.timetuple().tm_yday:03d}LGN00"
-    return f"LC08_L1TP_{path_row[0]:03d}{path_row[1]:03d}_{when:%Y%m%d}_{when:%Y%m%d}_02_T1"
+def _pre_collection_id(seed: int, when: dt.datetime, satellite: int = 8) -> str:
+    path, row = _path_row(seed)
+    return f"LC{satellite}{path:03d}{row:03d}{when.year}{when.timetuple().tm_yday:03d}LGN00"
+
+
+def landsat8_scene_id(collection: int, seed: int, when: dt.datetime, satellite: int = 8) -> str:
+    """The identifier of a synthetic scene: pre-collection (``LC8PPPRRRYYYYDDDLGN00``, collection 0) or the
+    product ID of Collection 1 or 2 (``LC08_L1TP_PPPRRR_YYYYMMDD_YYYYMMDD_0N_T1``; ``LC09_…`` for Landsat 9)."""
+    _check_generation(collection, satellite)
+    if collection == quality.PRE_COLLECTION:
+        return _pre_collection_id(seed, when, satellite)
+    path, row = _path_row(seed)
+    return f"LC0{satellite}_L1TP_{path:03d}{row:03d}_{when:%Y%m%d}_{when:%Y%m%d}_{collection:02d}_T1"
+
+
+def _check_generation(collection: int, satellite: int) -> None:
+    if collection not in quality.GENERATIONS:
+        raise ValueError(f"collection must be 0 (pre-collection), 1 or 2, not {collection}")
+    if satellite not in (8, 9) or (satellite == 9 and collection != quality.COLLECTION_2):
+        raise ValueError(f"Landsat {satellite} scenes exist as Collection 2 only (Landsat 8: any generation)")
 
 
 def write_landsat8_scene(dest_dir: str | os.PathLike, shape: tuple[int, int] = (512, 512), seed: int = 0,
-                         collection: int = 1, lat: float = 45.0, lon: float = 5.0,
+                         collection: int = 1, satellite: int = 8, lat: float = 45.0, lon: float = 5.0,
                          acquired: dt.datetime | None = None, biome: str = "GrassCrops",
                          cloud_cover: float = 0.35, thin_cover: float | None = None,
                          with_biome_mask: bool = False, with_38cloud_gt: bool = False, with_pan: bool = True,
@@ -406,10 +407,11 @@ def write_landsat8_scene(dest_dir: str | os.PathLike, shape: tuple[int, int] = (
 
     The scene is centred on (lat, lon) in its UTM zone; bands are uint16 GeoTIFFs (B8 at 15 m when
     ``with_pan``), with the quality band, the MTL and optionally the Biome fixedmask (ENVI) and the
-    38-Cloud ground truth.
+    38-Cloud ground truth. ``collection`` 0 writes a pre-collection scene (the Biome generation), 1 and 2
+    the USGS collections, each with its own scene ID, MTL and quality-band layout; ``satellite`` 9 writes a
+    Landsat 9 (OLI-2/TIRS-2, same bands) Collection 2 scene.
     """
-    if collection not in (1, 2):
-        raise ValueError(f"collection must be 1 or 2, not {collection}")
+    _check_generation(collection, satellite)
     acquired = acquired or DEFAULT_LANDSAT_TIME
     world = World(seed, lat, lon, biome=biome, cloud_cover=cloud_cover, thin_cover=thin_cover)
     crs = world.crs
@@ -419,10 +421,10 @@ def write_landsat8_scene(dest_dir: str | os.PathLike, shape: tuple[int, int] = (
     y0 = np.round((cy + 15.0 * height) / 30.0) * 30.0
     transform = Affine(30.0, 0.0, x0, 0.0, -30.0, y0)
     path_row = _path_row(seed)
-    scene_id = scene_id or landsat8_scene_id(collection, seed, acquired)
+    scene_id = scene_id or landsat8_scene_id(collection, seed, acquired, satellite)
     elevation, azimuth = sun_position(lat, acquired)
-    log.info("Synthetic Landsat-8 C%d scene %s (%dx%d, %s, %.0f%% cloud)", collection, scene_id, height, width,
-             biome, 100 * cloud_cover)
+    log.info("Synthetic Landsat-%d %s scene %s (%dx%d, %s, %.0f%% cloud)", satellite,
+             quality.GENERATION_NAMES[collection], scene_id, height, width, biome, 100 * cloud_cover)
 
     sample = _sample_utm(world, transform, shape, acquired, step=4 if min(shape) >= 64 else 1)
     rng = np.random.default_rng(seed + 1)
@@ -431,7 +433,7 @@ def write_landsat8_scene(dest_dir: str | os.PathLike, shape: tuple[int, int] = (
     rho = sample.reflectance()
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
-    profile = {} if collection == 1 else dict(tiled=True, blockxsize=256, blockysize=256, compress="deflate")
+    profile = {} if collection < quality.COLLECTION_2 else dict(tiled=True, blockxsize=256, blockysize=256, compress="deflate")
     with atomic_dir(dest_dir / scene_id) as folder:
         for i, band in enumerate(SPECTRAL_BANDS):
             noisy = rho[i] + rng.normal(0, 0.002, shape).astype(np.float32)
@@ -452,12 +454,10 @@ def write_landsat8_scene(dest_dir: str | os.PathLike, shape: tuple[int, int] = (
             dn[fill] = 0
             _write_tif(folder / f"{scene_id}_B{band}.TIF", dn, crs, transform, **profile)
         cloud = sample.operational_cloud(0.35)
-        qa = _quality_band(collection, fill, cloud, sample.shadow, sample.surface == SNOW,
-                           sample.surface == WATER)
-        quality = "BQA" if collection == 1 else "QA_PIXEL"
-        _write_tif(folder / f"{scene_id}_{quality}.TIF", qa, crs, transform, **profile)
+        qa = quality.encode(collection, fill, cloud, sample.shadow, sample.surface == SNOW, sample.surface == WATER)
+        _write_tif(folder / f"{scene_id}_{quality.QUALITY_BAND[collection]}.TIF", qa, crs, transform, **profile)
         (folder / f"{scene_id}_MTL.txt").write_text(format_mtl(_mtl_tree(
-            collection, scene_id, crs, transform, shape, acquired, elevation, azimuth,
+            collection, satellite, seed, scene_id, crs, transform, shape, acquired, elevation, azimuth,
             float(np.mean(sample.opacity[~fill] >= 0.5)) if (~fill).any() else 0.0, path_row, with_pan)))
         classes = sample.biome_classes()
         classes[fill] = BIOME_FILL
@@ -493,7 +493,7 @@ def write_biome_dataset(root: str | os.PathLike, n_biomes: int = 4, scenes_per_b
             cover = covers[(s + b) % len(covers)]
             write_landsat8_scene(root / biome, shape=shape, seed=scene_seed, lat=lat, lon=lon, acquired=when,
                                  biome=biome, cloud_cover=cover, thin_cover=cover / 4, with_biome_mask=True,
-                                 with_pan=False)
+                                 with_pan=False, collection=quality.PRE_COLLECTION)
     return root
 
 

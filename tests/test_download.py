@@ -8,15 +8,13 @@ import json
 import logging
 import subprocess
 import tarfile
-import threading
 import zipfile
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from fake_http import FakeServer
 from pvl8da import download
 from pvl8da.download import DownloadError, NotFoundError, RetryPolicy
 from pvl8da.errors import InputError
@@ -27,75 +25,10 @@ SCENE = "LC81390292014135LGN00"
 FAST = RetryPolicy(attempts=3, backoff_s=0.01, max_backoff_s=0.02, timeout_s=5)
 
 
-@dataclass
-class FakeServer:
-    """What the loopback server serves, the faults it injects and the requests it saw."""
-
-    url: str = ""
-    files: dict[str, bytes] = field(default_factory=dict)
-    cut_once: set[str] = field(default_factory=set)
-    no_range: set[str] = field(default_factory=set)
-    errors: dict[str, int] = field(default_factory=dict)
-    requests: list[tuple[str, str | None, str | None]] = field(default_factory=list)
-
-
-def _handler(state: FakeServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            path = self.path.split("?")[0]
-            state.requests.append((path, self.headers.get("Range"), self.headers.get("Authorization")))
-            if state.errors.get(path, 0) > 0:
-                state.errors[path] -= 1
-                self.send_error(503, "busy")
-                return
-            body = state.files.get(path)
-            if body is None:
-                self.send_error(404)
-                return
-            start = 0
-            wanted = self.headers.get("Range")
-            if wanted and path not in state.no_range:
-                start = int(wanted.split("=")[1].split("-")[0])
-                self.send_response(206)
-                self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-            else:
-                self.send_response(200)
-            self.send_header("Content-Length", str(len(body) - start))
-            self.end_headers()
-            if path in state.cut_once:
-                state.cut_once.discard(path)
-                self.wfile.write(body[start:start + len(body) // 2])
-                self.wfile.flush()
-                self.close_connection = True
-                return
-            self.wfile.write(body[start:])
-
-    return Handler
-
-
-@pytest.fixture
-def server():
-    """A threaded HTTP server on a free loopback port, stopped at teardown."""
-    state = FakeServer()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
-
-
 @pytest.fixture(scope="module")
 def scene_dir(tmp_path_factory) -> Path:
-    """A small synthetic Collection 1 Biome scene folder: B1-B11, BQA, MTL, fixedmask."""
-    return write_landsat8_scene(tmp_path_factory.mktemp("src"), shape=(64, 64), seed=3, collection=1,
+    """A small synthetic pre-collection Biome scene folder: B1-B11, BQA, MTL, fixedmask."""
+    return write_landsat8_scene(tmp_path_factory.mktemp("src"), shape=(64, 64), seed=3, collection=0,
                                 with_biome_mask=True, scene_id=SCENE)
 
 

@@ -2,10 +2,12 @@
 import math
 import shutil
 
+import h5py
 import numpy as np
 import pytest
 from rasterio.windows import Window
 
+from pvl8da.conversion import convert_scene
 from pvl8da.errors import InputError
 from pvl8da.landsat8 import open_scene
 from pvl8da.synthetic import write_landsat8_scene
@@ -17,7 +19,9 @@ def scenes(tmp_path_factory):
     c1 = write_landsat8_scene(root, shape=(96, 80), seed=11, collection=1, with_biome_mask=True,
                               with_38cloud_gt=True)
     c2 = write_landsat8_scene(root, shape=(96, 80), seed=11, collection=2)
-    return c1, c2
+    pre = write_landsat8_scene(root, shape=(96, 80), seed=11, collection=0)
+    l9 = write_landsat8_scene(root, shape=(96, 80), seed=11, collection=2, satellite=9)
+    return c1, c2, pre, l9
 
 
 def test_toa_and_brightness_temperature_by_hand(reference_dir):
@@ -34,13 +38,26 @@ def test_toa_and_brightness_temperature_by_hand(reference_dir):
         scene.toa(10)
 
 
-def test_collections_agree_on_masks(scenes):
-    c1, c2 = (open_scene(p) for p in scenes)
-    assert (c1.collection, c2.collection) == (1, 2)
-    assert c1.quality_path.name.endswith("_BQA.TIF") and c2.quality_path.name.endswith("_QA_PIXEL.TIF")
-    np.testing.assert_array_equal(c1.fill(), c2.fill())
-    np.testing.assert_array_equal(c1.cfmask_cloud(), c2.cfmask_cloud())
-    np.testing.assert_array_equal(c1.toa(4), c2.toa(4))
+def test_generations_agree_on_masks(scenes):
+    c1, c2, pre, l9 = (open_scene(p) for p in scenes)
+    assert (pre.collection, c1.collection, c2.collection, l9.collection) == (0, 1, 2, 2)
+    assert pre.scene_id == "LC80120012016141LGN00"
+    assert c1.scene_id == "LC08_L1TP_012001_20160520_20160520_01_T1"
+    assert c2.scene_id == "LC08_L1TP_012001_20160520_20160520_02_T1"
+    assert l9.scene_id.startswith("LC09_L1TP_") and l9.mtl.spacecraft == "LANDSAT_9"
+    assert pre.quality_path.name.endswith("_BQA.TIF") and c1.quality_path.name.endswith("_BQA.TIF")
+    assert c2.quality_path.name.endswith("_QA_PIXEL.TIF")
+    # each generation writes its own layout: pre-collection bit 4 is water confidence (set on clear land),
+    # cloud sets the cloud confidence bits 14-15
+    qa_pre, qa_c1 = pre.quality(), c1.quality()
+    cloud = c1.cfmask_cloud()
+    assert cloud.any() and ((qa_pre >> 4) & 1)[~cloud & ~pre.fill()].all() and np.all((qa_pre[cloud] >> 14) == 3)
+    assert np.all((qa_c1[cloud] >> 4) & 1)
+    for other in (c2, pre, l9):
+        np.testing.assert_array_equal(c1.fill(), other.fill())
+        np.testing.assert_array_equal(cloud, other.cfmask_cloud())
+        np.testing.assert_array_equal(c1.toa(4), other.toa(4))
+    assert pre.quality_masks().shadow is None and c1.quality_masks().shadow.any()
     assert 0.05 < c1.fill().mean() < 0.6
     assert np.all(c1.read_dn(2)[c1.fill()] == 0) and np.all(c1.read_dn(2)[~c1.fill()] > 0)
     assert c1.crs == c2.crs and c1.crs.to_epsg() == 32631
@@ -66,6 +83,42 @@ def test_biome_and_38cloud_labels(scenes):
     np.testing.assert_array_equal(biome.invalid(), mask == 0)
     np.testing.assert_array_equal(gt38.cloud(), biome.cloud())
     assert open_scene(scenes[0]).labels() is None
+
+
+def test_landsat9_converts_like_landsat8(scenes, tmp_path):
+    l8 = convert_scene(scenes[1], tmp_path / "l8", progress=False)
+    l9 = convert_scene(scenes[3], tmp_path / "l9", progress=False)
+    assert l9.name.startswith("LC09_L1TP_")
+    with h5py.File(l8) as a, h5py.File(l9) as b:
+        for band in ("BLUE", "RED", "NIR", "SWIR"):
+            key = f"LEVEL2A/RADIOMETRY/{band}/TOA"
+            np.testing.assert_array_equal(a[key][()], b[key][()])
+
+
+def _copy(scene, tmp_path):
+    copy = tmp_path / scene.name
+    shutil.copytree(scene, copy)
+    return copy
+
+
+def test_quality_band_must_match_generation(scenes, tmp_path):
+    c2 = _copy(scenes[1], tmp_path)
+    (c2 / f"{c2.name}_QA_PIXEL.TIF").rename(c2 / f"{c2.name}_BQA.TIF")
+    with pytest.raises(InputError, match=f"{c2.name}_BQA.TIF: a BQA quality band in a Collection 2 scene"):
+        open_scene(c2)
+    c1 = _copy(scenes[0], tmp_path)
+    mtl = c1 / f"{c1.name}_MTL.txt"
+    mtl.write_text(mtl.read_text().replace("_BQA.TIF", "_QA_PIXEL.TIF"))
+    with pytest.raises(InputError, match="QA_PIXEL.TIF: quality band name does not match the Collection 1 MTL"):
+        open_scene(c1)
+
+
+def test_other_spacecraft_refused(scenes, tmp_path):
+    c2 = _copy(scenes[1], tmp_path)
+    mtl = c2 / f"{c2.name}_MTL.txt"
+    mtl.write_text(mtl.read_text().replace("LANDSAT_8", "LANDSAT_7"))
+    with pytest.raises(InputError, match="_MTL.txt: SPACECRAFT_ID LANDSAT_7 is not Landsat 8 or 9"):
+        open_scene(c2)
 
 
 def test_bad_inputs(scenes, tmp_path):

@@ -44,7 +44,7 @@ def test_collection1_reference_mtl(reference_dir):
     info = tree["L1_METADATA_FILE"]["METADATA_FILE_INFO"]
     assert info["FILE_DATE"] == dt.datetime(2017, 3, 24, 2, 11, 48, tzinfo=dt.timezone.utc)
     mtl = MTL.read(path)
-    assert mtl.collection == 1
+    assert mtl.collection == 0 and mtl.generation == "pre-collection"  # LANDSAT_SCENE_ID, no COLLECTION_NUMBER
     assert mtl.sun_elevation == 58.5
     assert mtl.reflectance_rescaling(1) == (2.0e-5, -0.1)
     assert mtl.thermal_constants(11) == (480.8883, 1201.1442)
@@ -84,4 +84,23 @@ def test_malformed(text, message, tmp_path):
     path = tmp_path / "bad_MTL.txt"
     path.write_text(text)
     with pytest.raises(InputError, match=message):
+        MTL.read(path)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace("LANDSAT_METADATA_FILE", "L1_METADATA_FILE").replace("    COLLECTION_NUMBER = 02\n", "")
+     .replace('    LANDSAT_PRODUCT_ID = "LC08_L1TP_198030_20200715_20200722_02_T1"\n', ""),
+     "cannot tell the product generation: no COLLECTION_NUMBER and no pre-collection LANDSAT_SCENE_ID"),
+    (lambda t: t.replace("COLLECTION_NUMBER = 02", "COLLECTION_NUMBER = 03"),
+     "cannot tell the product generation: COLLECTION_NUMBER = 3"),
+    (lambda t: t.replace("COLLECTION_NUMBER = 02", "COLLECTION_NUMBER = 01"),
+     "cannot tell the product generation: COLLECTION_NUMBER = 1 in LANDSAT_METADATA_FILE"),
+    (lambda t: t.replace("LANDSAT_METADATA_FILE", "L1_METADATA_FILE").replace("COLLECTION_NUMBER = 02",
+                                                                              "COLLECTION_NUMBER = 01"),
+     "LANDSAT_PRODUCT_ID LC08_L1TP_198030_20200715_20200722_02_T1 contradicts COLLECTION_NUMBER = 01"),
+])
+def test_generation_that_cannot_be_told(tmp_path, edit, message):
+    path = tmp_path / "X_MTL.txt"
+    path.write_text(edit(C2_TEXT))
+    with pytest.raises(InputError, match=f"{path}: {message}"):
         MTL.read(path)
