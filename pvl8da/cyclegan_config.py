@@ -9,6 +9,10 @@ from pvl8da.errors import InputError
 
 GP_MODES = ("meschederreal", "none")
 NORMTYPES = ("batchnorm", "instancenorm", "no")
+#: Name prefix of each network's final weights (the original project's): PV -> LU and LU -> PV
+#: generators, Landsat and Proba-V discriminators.
+NETWORK_PREFIXES = {"generator": "genpv2l8cycle", "generator_l82pv": "genl82pvcycle",
+                    "discriminator_l8": "discl8cycle", "discriminator_pv": "discpvcycle"}
 
 
 @dataclass
@@ -40,10 +44,14 @@ class CycleGANConfig:
         if self.batch_size < 1 or self.epochs < 0:
             raise InputError(f"batch_size {self.batch_size} and epochs {self.epochs} must be positive")
 
+    def network_name(self, network: str) -> str:
+        """Stem of a network's outputs, as the original project names it: ``<prefix>_<df_gen>_<df_disc>_<suffix>``."""
+        return f"{NETWORK_PREFIXES[network]}_{self.df_gen}_{self.df_disc}_{self.suffix}"
+
     @property
     def name(self) -> str:
-        """Stem of every output: ``genpv2l8cycle_<df_gen>_<df_disc>_<suffix>``."""
-        return f"genpv2l8cycle_{self.df_gen}_{self.df_disc}_{self.suffix}"
+        """Stem of the PV -> LU generator, shared by the run's checkpoints, logs, history and config."""
+        return self.network_name("generator")
 
 
 def output_paths(folder: str | os.PathLike, config: CycleGANConfig) -> dict[str, Path]:
@@ -51,10 +59,7 @@ def output_paths(folder: str | os.PathLike, config: CycleGANConfig) -> dict[str,
     folder = Path(folder)
     stem = config.name
     return {
-        "generator": folder / f"{stem}.weights.h5",
-        "generator_l82pv": folder / f"{stem}_genl82pv.weights.h5",
-        "discriminator_l8": folder / f"{stem}_discl8.weights.h5",
-        "discriminator_pv": folder / f"{stem}_discpv.weights.h5",
+        **{network: folder / f"{config.network_name(network)}.weights.h5" for network in NETWORK_PREFIXES},
         "checkpoints": folder / f"{stem}_checkpoints",
         "logs": folder / f"{stem}_logs",
         "history": folder / f"{stem}_history.csv",

@@ -27,6 +27,7 @@ from pvl8da.inference import TilePredictor, predict_window
 from pvl8da.metrics import METRIC_NAMES, Confusion, confusion, scores
 from pvl8da.pairs import coregister
 from pvl8da.probav import CRS, PV_BANDS, LandsatAsProbaVProduct, ProbaVProduct
+from pvl8da.published import resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -168,10 +169,14 @@ def generator_settings(weights: str | os.PathLike) -> dict:
     return {"df": 64, "normtype": "batchnorm"}
 
 
-def load_models(cloud_weights: str | os.PathLike, dagans: dict[str, str | os.PathLike]):
-    """The cloud U-Net and the named PV -> LU generators."""
+def load_models(cloud_weights: str | os.PathLike, dagans: dict[str, str | os.PathLike],
+                weights_base_url: str | None = None):
+    """The cloud U-Net and the named PV -> LU generators; any weights may be ``"published"``
+    (:mod:`pvl8da.published`, fetched from ``weights_base_url``)."""
     from pvl8da import models
 
+    cloud_weights = resolve_weights(cloud_weights, "cloud_detection", base_url=weights_base_url)
+    dagans = {name: resolve_weights(path, "dagans", base_url=weights_base_url) for name, path in dagans.items()}
     missing = [str(p) for p in [cloud_weights, *dagans.values()] if not Path(p).is_file()]
     if missing:
         raise InputError(f"model weights not found: {', '.join(missing)}")
@@ -215,10 +220,10 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def evaluate_da(items: list[EvalItem], cloud_weights: str | os.PathLike, dagans: dict[str, str | os.PathLike],
-                out_folder: str | os.PathLike) -> dict[str, Path]:
+                out_folder: str | os.PathLike, weights_base_url: str | None = None) -> dict[str, Path]:
     """Evaluate every method on every product and write the reports; returns their paths."""
     if not items:
         raise InputError("no Proba-V product to evaluate")
-    cloud, generators = load_models(cloud_weights, dagans)
+    cloud, generators = load_models(cloud_weights, dagans, weights_base_url)
     counts = [row for item in items for row in evaluate_product(item, cloud, generators)]
     return write_reports(score_rows(counts), out_folder)

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from pvl8da.atomic import atomic_path
 from pvl8da.errors import InputError
 from pvl8da.probav import PV_BANDS, LandsatAsProbaVProduct, ProbaVProduct, band_path, copy_product
+from pvl8da.published import resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -297,14 +298,20 @@ def _run_tiles(src, out, mask_tif, predictor: TilePredictor, cm_name: str, write
 
 def run_inference(src_path: str | Path, dest: str | Path, unet_weights: str | Path,
                   generator_weights: str | Path | None = None, *, landsat: bool = False,
-                  tiling: Tiling | None = None, quicklook: bool = True) -> InferenceOutputs:
+                  tiling: Tiling | None = None, quicklook: bool = True,
+                  weights_base_url: str | None = None) -> InferenceOutputs:
     """Cloud detection (after PV → LU adaptation when ``generator_weights`` is given) on a product.
 
     Writes ``dest``, a copy of the input with the adapted TOA bands (when adapting) and the cloud
     probability (``CM_PVDAGANS`` when adapting, else ``CM_UNET``), the mask COG and, for Proba-V
     products, a quicklook PNG. The input is never modified; outputs appear only on success.
+    Either weights may be ``"published"``: the paper's file, fetched into the user's cache from
+    ``weights_base_url`` (see :mod:`pvl8da.published`).
     """
     src_path, dest = Path(src_path), Path(dest)
+    unet_weights = resolve_weights(unet_weights, "cloud_detection", base_url=weights_base_url)
+    if generator_weights is not None:
+        generator_weights = resolve_weights(generator_weights, "dagans", base_url=weights_base_url)
     check_paths(src_path, dest, unet_weights, *([generator_weights] if generator_weights else []))
     unet, generator = load_models(unet_weights, generator_weights)
     cm_name = CM_DA if generator is not None else CM_UNET
@@ -355,13 +362,15 @@ def _describe(cm_name: str, unet_weights, generator_weights) -> str:
 
 def infer_da(pvimage: str | Path, dest: str | Path, cloud_detection_weights: str | Path,
              dagans_weights: str | Path | None, adaptation: bool = True, **kwargs) -> InferenceOutputs:
-    """InferenceDA on a Proba-V L2A product (``adaptation=False``: cloud model on the raw bands)."""
+    """InferenceDA on a Proba-V L2A product (``adaptation=False``: cloud model on the raw bands); options
+    (``weights_base_url``, ``tiling``, ``quicklook``) as in :func:`run_inference`."""
     return run_inference(pvimage, dest, cloud_detection_weights, dagans_weights if adaptation else None, **kwargs)
 
 
 def infer_clouds(image: str | Path, dest: str | Path, cloud_detection_weights: str | Path,
                  **kwargs) -> InferenceOutputs:
-    """InferenceClouds: the cloud model on a Landsat-as-Proba-V product, writing ``CM_UNET``."""
+    """InferenceClouds: the cloud model on a Landsat-as-Proba-V product, writing ``CM_UNET``; options as in
+    :func:`run_inference`."""
     return run_inference(image, dest, cloud_detection_weights, None, landsat=True, quicklook=False, **kwargs)
 
 

@@ -2,24 +2,32 @@
 from pathlib import Path
 
 import luigi
+from luigi.parameter import ParameterVisibility
 
 from pvl8da.errors import InputError
 from pvl8da.inference import cog_path, infer_clouds, infer_da
+from pvl8da.published import BASE_URL_ENV, PUBLISHED, is_published
 
 CLOUD_WEIGHTS = "checkpoints/cloud_detection.weights.h5"
 DAGANS_WEIGHTS = "checkpoints/dagans_pv2l8.weights.h5"
-PUBLISHED = {"--cloud-detection-weights": "../shared/reference/weights/cloud_detection_l8.hdf5",
-             "--dagans-weights": "../shared/reference/weights/full.hdf5"}
+
+
+def weights_base_url_parameter() -> luigi.OptionalParameter:
+    """``--weights-base-url``: where ``published`` weights are fetched from; it may carry credentials, so it is
+    left out of the task ID, its repr and the scheduler."""
+    return luigi.OptionalParameter(
+        default=None, significant=False, visibility=ParameterVisibility.PRIVATE,
+        description=f"base URL of the published weights files (default: ${BASE_URL_ENV}, else the paper's repository)")
 
 
 def require_weights(**options: str) -> None:
-    """Fail, naming the missing file and the option to pass, when a weights file does not exist."""
+    """Fail, naming the missing file and the option to pass, when a weights file (not ``published``) does not exist."""
     for option, path in options.items():
         flag = "--" + option.replace("_", "-")
-        if not Path(path).is_file():
+        if not is_published(path) and not Path(path).is_file():
             raise InputError(
                 f"weights file {path} not found: train the project's own checkpoints (TrainDefaultModels) or "
-                f"pass {flag} PATH, e.g. the published weights {flag} {PUBLISHED[flag]}")
+                f"pass {flag} PATH, or {flag} {PUBLISHED} for the paper's weights (downloaded once into your cache)")
 
 
 class InferenceDA(luigi.Task):
@@ -29,9 +37,10 @@ class InferenceDA(luigi.Task):
     resources = {"tensorflow": 1}
     pvimage = luigi.Parameter(description="Proba-V L2A product (HDF5)")
     image_dest = luigi.Parameter(description="output product (HDF5), in an existing folder")
-    cloud_detection_weights = luigi.Parameter(default=CLOUD_WEIGHTS)
-    dagans_weights = luigi.Parameter(default=DAGANS_WEIGHTS)
+    cloud_detection_weights = luigi.Parameter(default=CLOUD_WEIGHTS, description=f"weights file, or {PUBLISHED}")
+    dagans_weights = luigi.Parameter(default=DAGANS_WEIGHTS, description=f"weights file, or {PUBLISHED}")
     no_adaptation = luigi.BoolParameter(default=False, description="cloud model on the raw bands (CM_UNET)")
+    weights_base_url = weights_base_url_parameter()
 
     def output(self):
         return {"product": luigi.LocalTarget(self.image_dest),
@@ -43,7 +52,7 @@ class InferenceDA(luigi.Task):
             weights["dagans_weights"] = self.dagans_weights
         require_weights(**weights)
         infer_da(self.pvimage, self.image_dest, self.cloud_detection_weights, self.dagans_weights,
-                 adaptation=not self.no_adaptation)
+                 adaptation=not self.no_adaptation, weights_base_url=self.weights_base_url)
 
 
 class InferenceClouds(luigi.Task):
@@ -53,7 +62,8 @@ class InferenceClouds(luigi.Task):
     resources = {"tensorflow": 1}
     image = luigi.Parameter(description="Landsat-as-Proba-V product (HDF5, from ConvertPV)")
     image_dest = luigi.Parameter(description="output product (HDF5), in an existing folder")
-    cloud_detection_weights = luigi.Parameter(default=CLOUD_WEIGHTS)
+    cloud_detection_weights = luigi.Parameter(default=CLOUD_WEIGHTS, description=f"weights file, or {PUBLISHED}")
+    weights_base_url = weights_base_url_parameter()
 
     def output(self):
         return {"product": luigi.LocalTarget(self.image_dest),
@@ -61,4 +71,4 @@ class InferenceClouds(luigi.Task):
 
     def run(self):
         require_weights(cloud_detection_weights=self.cloud_detection_weights)
-        infer_clouds(self.image, self.image_dest, self.cloud_detection_weights)
+        infer_clouds(self.image, self.image_dest, self.cloud_detection_weights, weights_base_url=self.weights_base_url)

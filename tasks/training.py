@@ -19,7 +19,9 @@ from pvl8da import cyclegan_config, pairs
 from pvl8da.atomic import atomic_path
 from pvl8da.evaluate_da import EvalItem, evaluate_da
 from pvl8da.errors import InputError
+from pvl8da.published import PUBLISHED, resolve_weights
 from tasks.convert import ConvertPV
+from tasks.inference import weights_base_url_parameter
 
 ABLATIONS = {
     "full": {},
@@ -133,7 +135,9 @@ class TrainCycleGAN(luigi.Task):
     identity_lambda = luigi.FloatParameter(default=5.0)
     cycled_lambda = luigi.FloatParameter(default=5.0)
     segmentation_consistency_lmbda = luigi.FloatParameter(default=1.0)
-    weights_cloud_detection = luigi.Parameter(default="checkpoints/cloud_detection.weights.h5")
+    weights_cloud_detection = luigi.Parameter(default="checkpoints/cloud_detection.weights.h5",
+                                              description=f"frozen cloud model: weights file, or {PUBLISHED}")
+    weights_base_url = weights_base_url_parameter()
     suffix = luigi.Parameter(default="")
     normtype = luigi.ChoiceParameter(choices=list(cyclegan_config.NORMTYPES), default="batchnorm")
     steps_per_epoch = luigi.OptionalIntParameter(default=None, description="cap on steps per epoch (tests, demos)")
@@ -160,7 +164,8 @@ class TrainCycleGAN(luigi.Task):
         from pvl8da.cyclegan import train_cyclegan
 
         dataset = Path(self.dataset_folder) / pairs.DATASET_NAME
-        train_cyclegan(dataset, self.folder, self.config(), self.weights_cloud_detection)
+        cloud = resolve_weights(self.weights_cloud_detection, "cloud_detection", base_url=self.weights_base_url)
+        train_cyclegan(dataset, self.folder, self.config(), cloud)
 
 
 class TrainAllCycleGAN(luigi.WrapperTask):
@@ -169,7 +174,9 @@ class TrainAllCycleGAN(luigi.WrapperTask):
     folder = luigi.Parameter(default="models")
     dataset_folder = luigi.Parameter(default="datasets")
     pairs_csv = luigi.OptionalParameter(default=None)
-    weights_cloud_detection = luigi.Parameter(default="checkpoints/cloud_detection.weights.h5")
+    weights_cloud_detection = luigi.Parameter(default="checkpoints/cloud_detection.weights.h5",
+                                              description=f"frozen cloud model: weights file, or {PUBLISHED}")
+    weights_base_url = weights_base_url_parameter()
     epochs = luigi.IntParameter(default=25)
     batch_size = luigi.IntParameter(default=48)
     lr = luigi.FloatParameter(default=1e-4)
@@ -179,8 +186,9 @@ class TrainAllCycleGAN(luigi.WrapperTask):
 
     def requires(self):
         common = dict(folder=self.folder, dataset_folder=self.dataset_folder, pairs_csv=self.pairs_csv,
-                      weights_cloud_detection=self.weights_cloud_detection, epochs=self.epochs,
-                      batch_size=self.batch_size, lr=self.lr, seed=self.seed, steps_per_epoch=self.steps_per_epoch)
+                      weights_cloud_detection=self.weights_cloud_detection, weights_base_url=self.weights_base_url,
+                      epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
+                      steps_per_epoch=self.steps_per_epoch)
         return {name: TrainCycleGAN(suffix=name, **common, **ABLATIONS[name]) for name in self.ablations}
 
 
@@ -194,9 +202,11 @@ class EvaluateDA(luigi.Task):
     mask_suffix = luigi.Parameter(default="_truth.tif")
     landsataspv_folder = luigi.Parameter(default="landsataspv")
     resolution = luigi.ChoiceParameter(choices=["333M", "100M", "1KM"], default="333M")
-    weights_cloud_detection = luigi.Parameter(default="checkpoints/cloud_detection.weights.h5")
+    weights_cloud_detection = luigi.Parameter(default="checkpoints/cloud_detection.weights.h5",
+                                              description=f"weights file, or {PUBLISHED}")
     dagans = luigi.DictParameter(default={"DA": "checkpoints/dagans_pv2l8.weights.h5"},
-                                 description='JSON {"name": "generator.weights.h5", ...}')
+                                 description=f'JSON {{"name": "generator.weights.h5" or "{PUBLISHED}", ...}}')
+    weights_base_url = weights_base_url_parameter()
     out_folder = luigi.Parameter(default="evaluation")
     resources = {"tensorflow": 1}
 
@@ -213,7 +223,7 @@ class EvaluateDA(luigi.Task):
                      for p in sorted(Path(self.pv_folder).glob("PROBAV_L2A_*.HDF5"))]
         else:
             raise InputError("give --pairs-csv or --pv-folder")
-        evaluate_da(items, self.weights_cloud_detection, dict(self.dagans), self.out_folder)
+        evaluate_da(items, self.weights_cloud_detection, dict(self.dagans), self.out_folder, self.weights_base_url)
 
 
 class GenerateSyntheticPairs(luigi.Task):
@@ -236,8 +246,8 @@ class TrainDefaultModels(luigi.Task):
     """The project's own ``checkpoints/``: the whole chain on synthetic pairs (train seed 0, test seed 1),
     then EvaluateDA of the test pairs (and of the ablations listed in ``--ablations``).
 
-    The checkpoints are trained on synthetic scenes only: for real Proba-V data pass the published
-    weights to InferenceDA (``--dagans-weights``, ``--cloud-detection-weights``)."""
+    The checkpoints are trained on synthetic scenes only: for real Proba-V data use the published
+    weights (InferenceDA ``--cloud-detection-weights published --dagans-weights published``)."""
 
     work_dir = luigi.Parameter(default="default_models")
     checkpoints = luigi.Parameter(default="checkpoints")

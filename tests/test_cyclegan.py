@@ -201,7 +201,10 @@ def test_fit_writes_outputs_and_resumes_after_interruption(tmp_path, monkeypatch
     for a, b in zip(_weights(resumed), _weights(ref)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     out = resumed.save_final(tmp_path / "run")
-    assert out["generator"].name == "genpv2l8cycle_64_8_t.weights.h5" and out["generator"].is_file()
+    weights = sorted(p.name for p in (tmp_path / "run").glob("*.weights.h5"))
+    assert weights == ["discl8cycle_64_8_t.weights.h5", "discpvcycle_64_8_t.weights.h5",
+                       "genl82pvcycle_64_8_t.weights.h5", "genpv2l8cycle_64_8_t.weights.h5"]
+    assert out["generator"].name == "genpv2l8cycle_64_8_t.weights.h5"
     assert any(paths["logs"].iterdir()) and paths["history"].is_file()
 
 
