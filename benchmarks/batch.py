@@ -64,7 +64,7 @@ def run_batch(scene_list: Path, out: Path, n_workers: int, threads: int, work: P
     try:
         command = [str(PYTHON), "-m", "luigi", "--module", "tasks", "ConvertAll", "--scenes", str(scene_list),
                    "--outfolder", str(out), "--scheduler-host", "127.0.0.1", "--scheduler-port", str(port),
-                   "--workers", "1", "--ConvertPV-workers", str(threads), "--log-level", "WARNING"]
+                   "--workers", "1", "--ConvertPV-threads", str(threads), "--log-level", "WARNING"]
         start = time.perf_counter()
         procs = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, cwd=REPO)
                  for _ in range(n_workers)]

@@ -17,7 +17,9 @@ class ConvertPV(luigi.Task):
     resolution = luigi.ChoiceParameter(choices=list(RESOLUTION_STEPS), default="333M")
     type_product = luigi.ChoiceParameter(choices=list(TYPE_PRODUCTS), default="landsat8")
     quicklook = luigi.BoolParameter(default=False, description="also write <product>.png")
-    workers = luigi.IntParameter(default=2, significant=False, description="threads used by the conversion")
+    # Not "workers": a root task's parameters become plain options (--name) beside Luigi's own, and
+    # Luigi already has --workers (worker processes); tests/test_cli.py checks every task for such clashes.
+    threads = luigi.IntParameter(default=2, significant=False, description="threads used by the conversion")
     download = luigi.ChoiceParameter(choices=["none", "biome", "stac"], default="none", significant=False,
                                      description="fetch --l8img (a folder named after its scene ID) from this "
                                                  "source when it is not on disk")
@@ -33,6 +35,6 @@ class ConvertPV(luigi.Task):
 
     def run(self):
         product = convert_scene(self.l8img, self.outfolder, self.resolution, self.type_product,
-                                workers=self.workers)
+                                workers=self.threads)
         if self.quicklook:
             conversion_quicklook(open_scene(self.l8img, self.type_product), product, product.with_suffix(".png"))

@@ -81,7 +81,7 @@ def _worker(port: int, scenes: Path, out: Path, log: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "luigi", "--module", "tasks", "ConvertAll",
                "--scenes", str(scenes), "--outfolder", str(out), "--resolution", "333M",
                "--scheduler-host", "127.0.0.1", "--scheduler-port", str(port), "--workers", "1",
-               "--ConvertPV-workers", "1"]
+               "--ConvertPV-threads", "1"]
     return subprocess.Popen(command, stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=_env(), cwd=REPO)
 
 
