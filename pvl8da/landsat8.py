@@ -59,6 +59,27 @@ def brightness_temperature(dn: np.ndarray, mtl: MTL, band: int) -> np.ndarray:
         return (k2 / np.log(k1 / radiance + 1.0)).astype(np.float32)
 
 
+def find_mtl(folder: str | os.PathLike) -> Path:
+    """``<folder>/<folder name>_MTL.txt``, else the folder's only ``*_MTL.txt``; InputError otherwise."""
+    folder = Path(folder)
+    mtl_path = folder / f"{folder.name}_MTL.txt"
+    if mtl_path.is_file():
+        return mtl_path
+    candidates = sorted(folder.glob("*_MTL.txt"))
+    if len(candidates) != 1:
+        found = "none" if not candidates else ", ".join(p.name for p in candidates)
+        raise InputError(f"{mtl_path}: expected one *_MTL.txt in the scene folder, found {found}")
+    return candidates[0]
+
+
+def scene_id_of(folder: str | os.PathLike) -> str:
+    """The scene ID a scene folder's files carry (its MTL's name), or the folder's name before it exists."""
+    try:
+        return find_mtl(folder).name[: -len("_MTL.txt")]
+    except InputError:
+        return Path(folder).name
+
+
 class Landsat8Scene:
     """A Landsat-8/9 L1 scene folder holding ``<ID>_B1.TIF`` … ``<ID>_B11.TIF``, a quality band and the MTL.
 
@@ -72,13 +93,7 @@ class Landsat8Scene:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise InputError(f"{self.folder}: Landsat-8 scene folder not found")
-        mtl_path = self.folder / f"{self.folder.name}_MTL.txt"
-        if not mtl_path.is_file():
-            candidates = sorted(self.folder.glob("*_MTL.txt"))
-            if len(candidates) != 1:
-                found = "none" if not candidates else ", ".join(p.name for p in candidates)
-                raise InputError(f"{mtl_path}: expected one *_MTL.txt in the scene folder, found {found}")
-            mtl_path = candidates[0]
+        mtl_path = find_mtl(self.folder)
         self.mtl = MTL.read(mtl_path)
         self.mtl.check_spacecraft()
         self.collection = self.mtl.collection

@@ -4,7 +4,7 @@ from pathlib import Path
 import luigi
 
 from pvl8da.conversion import RESOLUTION_STEPS, convert_scene, output_name
-from pvl8da.landsat8 import TYPE_PRODUCTS, open_scene
+from pvl8da.landsat8 import TYPE_PRODUCTS, open_scene, scene_id_of
 from pvl8da.plots.conversion import conversion_quicklook
 from tasks.download import DownloadLandsat8
 
@@ -31,7 +31,7 @@ class ConvertPV(luigi.Task):
         return DownloadLandsat8(scene_id=scene.name, dest=str(scene.parent), source=self.download)
 
     def output(self):
-        return luigi.LocalTarget(str(Path(self.outfolder) / output_name(Path(self.l8img).name, self.resolution)))
+        return luigi.LocalTarget(str(Path(self.outfolder) / output_name(scene_id_of(self.l8img), self.resolution)))
 
     def run(self):
         product = convert_scene(self.l8img, self.outfolder, self.resolution, self.type_product,

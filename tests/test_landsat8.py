@@ -138,3 +138,18 @@ def test_bad_inputs(scenes, tmp_path):
     band.write_bytes(band.read_bytes()[: band.stat().st_size // 2])
     with pytest.raises(InputError, match="_B4.TIF"):
         open_scene(truncated).toa(4)
+
+
+def test_folder_not_named_after_its_scene(scenes, tmp_path):
+    """Band, quality and MTL names come from the files, and ConvertPV's product carries the scene ID."""
+    import luigi
+
+    from tasks.convert import ConvertPV
+
+    folder = tmp_path / "downloads" / "my scene"
+    shutil.copytree(scenes[0], folder)
+    scene = open_scene(folder)
+    assert scene.scene_id == scenes[0].name and scene.quality_path.parent == folder
+    task = ConvertPV(l8img=str(folder), outfolder=str(tmp_path / "out"))
+    assert luigi.build([task], local_scheduler=True, log_level="WARNING")
+    assert task.output().path == str(tmp_path / "out" / f"{scenes[0].name}_333M.HDF5") and task.complete()
