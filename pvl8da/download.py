@@ -8,8 +8,9 @@ complete:
   validation data (the "Biome" set), at a configurable base URL;
 - :func:`download_stac_scene`: the assets of a Landsat Collection 2 Level-1 item of a STAC API.
 
-Credentials may be given as ``user:password@`` in a URL or in ``~/.netrc``; they are sent as an
-HTTP Basic header that is not forwarded on redirects, and URLs are logged without them.
+Credentials may be given as ``user:password@`` in a URL (``/``, ``?``, ``#`` and ``@`` in them
+percent-encoded) or in ``~/.netrc``; they are sent as an HTTP Basic header that is not forwarded on
+redirects, and URLs are logged without them.
 """
 from __future__ import annotations
 
@@ -51,8 +52,12 @@ BANDS: tuple[int, ...] = tuple(range(1, 12))
 
 CHUNK_BYTES = 1 << 20
 MAX_JSON_BYTES = 16 << 20
+#: Default limit on the uncompressed size of an extracted archive (a Biome scene unpacks to 1-2 GB).
+MAX_ARCHIVE_BYTES = 4 << 30
 _RETRY_STATUS = frozenset({408, 425, 429})
 _SCENE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")
+# ``scheme://`` and the authority as urllib reads it: up to the first '/', '?' or '#'.
+_AUTHORITY = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 # Multihash prefixes (function code, digest length) of the STAC ``file:checksum`` field.
 _MULTIHASH = {"1220": "sha256", "1340": "sha512", "1114": "sha1", "d50110": "md5"}
@@ -100,14 +105,28 @@ class RetryPolicy:
 DEFAULT_POLICY = RetryPolicy()
 
 
+def _misparsed_userinfo(url: str) -> bool:
+    """Whether an '@' follows the authority, as after a ``user:password@`` holding a raw '/', '?' or '#'.
+
+    urllib would end the host at that character and take part of the password for the host, the
+    port or the path; an '@' in the path of a URL without credentials cannot be told apart.
+    """
+    authority = _AUTHORITY.match(url)
+    return bool(authority) and "@" in url[authority.end():]
+
+
 def redact(url: str) -> str:
-    """``url`` fit for a log: no user name or password, no query string (tokens, signatures)."""
+    """``url`` fit for a log: no user name or password, no query string (tokens, signatures).
+
+    Where the user info cannot be parsed (see :func:`_misparsed_userinfo`) only what follows the
+    last '@' is kept, after ``<redacted>@``.
+    """
+    if _misparsed_userinfo(url):
+        scheme = url.partition("://")[0]
+        return redact(f"{scheme}://{url.rpartition('@')[2]}").replace("://", "://<redacted>@", 1)
     parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
     query = "?<redacted>" if parts.query else ""
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", "")) + query
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", "")) + query
 
 
 def check_scene_id(scene_id: str) -> str:
@@ -121,12 +140,12 @@ def check_scene_id(scene_id: str) -> str:
 
 def _credentials(url: str) -> tuple[str, str | None]:
     """Split ``url`` into the URL without user info and a Basic auth header (URL or ~/.netrc), if any."""
+    if _misparsed_userinfo(url):
+        raise InputError(f"{redact(url)}: '@' after the host: percent-encode '/', '?', '#' and '@' in a "
+                         "user name or password (%2F, %3F, %23, %40), and '@' in a path (%40)")
     parts = urllib.parse.urlsplit(url)
     user, password = parts.username, parts.password
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    clean = urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
+    clean = urllib.parse.urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query, ""))
     if user is None and parts.hostname:
         try:
             entry = netrc.netrc().authenticators(parts.hostname)
@@ -341,8 +360,39 @@ def _member_target(name: str, dest: Path, archive: Path) -> Path | None:
     return dest.joinpath(*parts) if parts else None
 
 
-def _copy_member(source: IO[bytes], target: Path, archive: Path, errors: tuple[type, ...]) -> None:
-    """Copy one member's bytes; read errors mean a corrupt archive, write errors stay OSErrors."""
+@dataclass
+class _SizeLimit:
+    """The uncompressed bytes that one extraction of ``archive`` may write, and those written so far."""
+
+    archive: Path
+    limit: int
+    used: int = 0
+
+    def check(self, name: str, size: int) -> None:
+        """Refuse member ``name`` if ``size`` more bytes would pass the limit."""
+        if self.used + size > self.limit:
+            raise InputError(f"{self.archive}: refusing member {name!r}: the archive unpacks to more than the "
+                             f"limit of {self.limit} bytes ({self.limit / 2**30:.3g} GiB; max_archive_bytes, "
+                             "DownloadLandsat8 --max-archive-gb)")
+
+    def take(self, name: str, size: int) -> None:
+        """Count ``size`` bytes written of member ``name``, refusing them past the limit."""
+        self.check(name, size)
+        self.used += size
+
+
+def _corrupt(archive: Path, where: str, exc: BaseException) -> InputError:
+    """The error for a read failure at ``where`` (which member) in ``archive``."""
+    return InputError(f"{archive}: corrupt or truncated archive: {where} ({exc})")
+
+
+def _copy_member(source: IO[bytes], target: Path, name: str, size: int, limit: _SizeLimit,
+                 errors: tuple[type, ...]) -> None:
+    """Copy member ``name`` (``size`` bytes by its header) within ``limit``, counting what is really read.
+
+    Read errors mean a corrupt archive (:class:`InputError`); write errors stay OSErrors.
+    """
+    limit.check(name, size)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         with open(target, "wb") as out:
@@ -350,9 +400,10 @@ def _copy_member(source: IO[bytes], target: Path, archive: Path, errors: tuple[t
                 try:
                     chunk = source.read(CHUNK_BYTES)
                 except errors as exc:
-                    raise InputError(f"{archive}: corrupt or truncated archive ({exc})") from None
+                    raise _corrupt(limit.archive, f"cannot read member {name!r}", exc) from None
                 if not chunk:
                     break
+                limit.take(name, len(chunk))
                 out.write(chunk)
     except OSError as exc:
         raise _write_error(target, exc) from exc
@@ -363,18 +414,21 @@ _ZIP_ERRORS = (zipfile.BadZipFile, EOFError, zlib.error, OSError)
 
 
 def _iter_tar(tar: tarfile.TarFile, archive: Path) -> Iterator[tarfile.TarInfo]:
-    """Members of ``tar``; a read failure becomes a clear 'corrupt archive' error."""
+    """Members of ``tar``; a read failure becomes a 'corrupt archive' error naming the member it is at."""
+    name = None
     while True:
         try:
             member = tar.next()
         except _TAR_ERRORS as exc:
-            raise InputError(f"{archive}: corrupt or truncated archive ({exc})") from None
+            where = f"cannot read the member after {name!r}" if name else "cannot read the first member"
+            raise _corrupt(archive, where, exc) from None
         if member is None:
             return
+        name = member.name
         yield member
 
 
-def _extract_tar(archive: Path, dest: Path) -> None:
+def _extract_tar(archive: Path, dest: Path, limit: _SizeLimit) -> None:
     try:
         tar = tarfile.open(archive, "r:*")
     except _TAR_ERRORS as exc:
@@ -386,15 +440,14 @@ def _extract_tar(archive: Path, dest: Path) -> None:
                 if target:
                     target.mkdir(parents=True, exist_ok=True)
             elif member.isreg() and target:
-                source = tar.extractfile(member)
-                _copy_member(source, target, archive, _TAR_ERRORS)
+                _copy_member(tar.extractfile(member), target, member.name, member.size, limit, _TAR_ERRORS)
             else:
                 kind = ("symbolic link" if member.issym() else "hard link" if member.islnk()
                         else "device or FIFO" if (member.isdev()) else "special member")
                 raise InputError(f"{archive}: refusing member {member.name!r}: {kind}")
 
 
-def _extract_zip(archive: Path, dest: Path) -> None:
+def _extract_zip(archive: Path, dest: Path, limit: _SizeLimit) -> None:
     try:
         zf = zipfile.ZipFile(archive)
     except _ZIP_ERRORS as exc:
@@ -412,23 +465,27 @@ def _extract_zip(archive: Path, dest: Path) -> None:
                 try:
                     source = zf.open(info)
                 except _ZIP_ERRORS as exc:
-                    raise InputError(f"{archive}: corrupt zip archive ({exc})") from None
+                    raise _corrupt(archive, f"cannot read member {info.filename!r}", exc) from None
                 with source:
-                    _copy_member(source, target, archive, _ZIP_ERRORS)
+                    _copy_member(source, target, info.filename, info.file_size, limit, _ZIP_ERRORS)
 
 
-def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> None:
+def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike, *,
+                 max_bytes: int = MAX_ARCHIVE_BYTES) -> None:
     """Extract a tar (any compression) or zip ``archive`` into the existing folder ``dest``.
 
-    Only regular files and folders are written, with default permissions. Absolute names, ``..``,
-    symbolic and hard links, devices and FIFOs are refused with :class:`InputError`, as is a
-    corrupt archive; what was written so far stays in ``dest``, so extract into a temporary folder.
+    Only regular files and folders are written, with default permissions, ``max_bytes`` in all:
+    each member's header size is checked before it is written and the bytes are counted as they
+    are. Absolute names, ``..``, symbolic and hard links, devices and FIFOs are refused with
+    :class:`InputError`, as are a corrupt archive (naming the member) and one past the limit; what
+    was written so far stays in ``dest``, so extract into a temporary folder.
     """
     archive, dest = Path(archive), Path(dest)
+    limit = _SizeLimit(archive, max_bytes)
     if zipfile.is_zipfile(archive):
-        _extract_zip(archive, dest)
+        _extract_zip(archive, dest, limit)
     else:
-        _extract_tar(archive, dest)
+        _extract_tar(archive, dest, limit)
 
 
 # --- scenes -----------------------------------------------------------------------------------
@@ -463,11 +520,12 @@ def _sidecar_checksum(url: str, policy: RetryPolicy) -> str | None:
 
 def download_biome_scene(scene_id: str, dest_root: str | os.PathLike, base_url: str = BIOME_BASE_URL, *,
                          policy: RetryPolicy = DEFAULT_POLICY, sidecar: bool = True,
-                         progress: bool | None = None) -> Path:
+                         progress: bool | None = None, max_archive_bytes: int = MAX_ARCHIVE_BYTES) -> Path:
     """Download and extract ``<base_url>/<scene_id>.tar.gz`` into ``<dest_root>/<scene_id>/``.
 
     The archive is verified against a ``.sha256``/``.md5`` sidecar where the server has one
-    (``sidecar``), extracted safely into a temporary folder, and the folder holding
+    (``sidecar``), extracted safely (at most ``max_archive_bytes`` uncompressed, see
+    :func:`safe_extract`) into a temporary folder, and the folder holding
     ``<scene_id>_MTL.txt`` is renamed into place only when all bands, the quality band and the
     MTL are there. Returns the scene folder.
     """
@@ -486,7 +544,7 @@ def download_biome_scene(scene_id: str, dest_root: str | os.PathLike, base_url: 
                                 "(check the scene ID and the base URL)") from None
         extracted = Path(work) / "extracted"
         extracted.mkdir()
-        safe_extract(archive, extracted)
+        safe_extract(archive, extracted, max_bytes=max_archive_bytes)
         archive.unlink()
         mtls = sorted(extracted.rglob(f"{scene_id}_MTL.txt"))
         if not mtls:
@@ -560,10 +618,14 @@ def download_stac_scene(scene_id: str, dest_root: str | os.PathLike, stac_url: s
 
 
 def download_scene(scene_id: str, dest_root: str | os.PathLike, source: str = "biome", *,
-                   base_url: str = BIOME_BASE_URL, stac_url: str = STAC_URL, **options) -> Path:
-    """Download a scene from ``source`` ``"biome"`` or ``"stac"``; see the two functions."""
+                   base_url: str = BIOME_BASE_URL, stac_url: str = STAC_URL,
+                   max_archive_bytes: int = MAX_ARCHIVE_BYTES, **options) -> Path:
+    """Download a scene from ``source`` ``"biome"`` or ``"stac"``; see the two functions.
+
+    ``max_archive_bytes`` limits the unpacked size of a Biome archive (STAC assets are plain files).
+    """
     if source == "biome":
-        return download_biome_scene(scene_id, dest_root, base_url, **options)
+        return download_biome_scene(scene_id, dest_root, base_url, max_archive_bytes=max_archive_bytes, **options)
     if source == "stac":
         return download_stac_scene(scene_id, dest_root, stac_url, **options)
     raise InputError(f"{source!r}: unknown download source (biome or stac)")

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import re
 from pathlib import Path
 from typing import Any
 
 from pvl8da.errors import InputError
+
+log = logging.getLogger(__name__)
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -58,11 +61,21 @@ def parse_mtl_text(text: str, source: str = "<MTL>") -> dict:
 
 
 def parse_mtl(path: str | os.PathLike) -> dict:
-    """Parse an MTL file into nested dicts keyed by group name."""
+    """Parse an MTL file (UTF-8, with or without a byte order mark) into nested dicts keyed by group name.
+
+    Bytes that are not UTF-8 become U+FFFD, with a warning naming the first one's line.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: MTL file not found")
-    return parse_mtl_text(path.read_text(errors="replace"), source=str(path))
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        log.warning("%s: line %d is not UTF-8 (byte 0x%02x); undecodable bytes read as U+FFFD", path,
+                    data.count(b"\n", 0, exc.start) + 1, data[exc.start])
+        text = data.decode("utf-8-sig", errors="replace")
+    return parse_mtl_text(text, source=str(path))
 
 
 _SCENE_ID_PRE = re.compile(r"^L[COTE]0?[89]\d{13}[A-Z]{3}\d{2}$")

@@ -6,7 +6,7 @@ from pathlib import Path
 import luigi
 from luigi.parameter import ParameterVisibility
 
-from pvl8da.download import BIOME_BASE_URL, STAC_URL, download_scene
+from pvl8da.download import BIOME_BASE_URL, MAX_ARCHIVE_BYTES, STAC_URL, download_scene
 
 
 class DownloadLandsat8(luigi.Task):
@@ -25,10 +25,13 @@ class DownloadLandsat8(luigi.Task):
                                description="Biome archives: <base-url>/<scene ID>.tar.gz")
     stac_url = luigi.Parameter(default=STAC_URL, significant=False, visibility=ParameterVisibility.PRIVATE,
                                description="STAC API root (collection landsat-c2l1)")
+    max_archive_gb = luigi.FloatParameter(default=MAX_ARCHIVE_BYTES / 2**30, significant=False,
+                                          description="largest unpacked size of a Biome archive, in GiB")
     resources = {"download": 1}
 
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(str(Path(self.dest) / self.scene_id / f"{self.scene_id}_MTL.txt"))
 
     def run(self) -> None:
-        download_scene(self.scene_id, self.dest, self.source, base_url=self.base_url, stac_url=self.stac_url)
+        download_scene(self.scene_id, self.dest, self.source, base_url=self.base_url, stac_url=self.stac_url,
+                       max_archive_bytes=int(self.max_archive_gb * 2**30))

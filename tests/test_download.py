@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import errno
+import gzip
 import hashlib
 import io
 import json
 import logging
+import os
+import re
+import stat
 import subprocess
 import tarfile
 import zipfile
@@ -179,6 +183,81 @@ def test_unsafe_zip_members_are_rejected(tmp_path):
     assert not (tmp_path / "up.txt").exists()
 
 
+def test_archive_past_the_size_limit_is_refused(server, scene_dir, tmp_path):
+    zeros = f"BC/{SCENE}/zeros.bin"
+    server.files[f"/cca/{SCENE}.tar.gz"] = _tar_gz(scene_dir, extra={zeros: bytes(64 << 10)})
+    limit = sum(p.stat().st_size for p in scene_dir.iterdir()) + 1024
+    with pytest.raises(InputError, match=rf"{SCENE}\.tar\.gz: refusing member '{zeros}': .* limit of {limit} bytes"):
+        download.download_biome_scene(SCENE, tmp_path, f"{server.url}/cca", policy=FAST, sidecar=False,
+                                      max_archive_bytes=limit)
+    assert _leftovers(tmp_path) == []
+
+
+def test_huge_member_header_is_refused_before_writing(tmp_path):
+    """A few hundred bytes of .tar.gz whose member claims 5 GiB: refused by the default limit, nothing written."""
+    huge = tarfile.TarInfo(f"{SCENE}/{SCENE}_B8.TIF")
+    huge.size = 5 << 30
+    archive = tmp_path / "bomb.tar.gz"
+    archive.write_bytes(gzip.compress(huge.tobuf() + bytes(4096)))
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(InputError, match=rf"bomb\.tar\.gz: refusing member '{huge.name}': .*"
+                                         rf"limit of {download.MAX_ARCHIVE_BYTES} bytes \(4 GiB"):
+        download.safe_extract(archive, out)
+    assert list(out.rglob("*")) == []
+
+
+def test_member_longer_than_its_header_is_stopped_at_the_limit(tmp_path, monkeypatch):
+    archive = tmp_path / "a.tar"
+    with tarfile.open(archive, "w") as tar:
+        info = tarfile.TarInfo("small.bin")
+        info.size = 10
+        tar.addfile(info, io.BytesIO(bytes(10)))
+    monkeypatch.setattr(tarfile.TarFile, "extractfile", lambda self, member: io.BytesIO(bytes(64 << 10)))
+    with pytest.raises(InputError, match="refusing member 'small.bin': .*limit of 1000 bytes"):
+        download.safe_extract(archive, tmp_path, max_bytes=1000)
+    assert (tmp_path / "small.bin").stat().st_size == 0
+
+
+def _truncated_tar_gz(tmp_path: Path) -> tuple[Path, str]:
+    noise = np.random.default_rng(1).integers(0, 256, 64 << 10, dtype=np.uint8).tobytes()
+    archive = tmp_path / "scene.tar.gz"
+    archive.write_bytes(_tar_gz(tmp_path, extra={"BC/noise.bin": noise})[: 40 << 10])
+    return archive, "cannot read member 'BC/noise.bin'"
+
+
+def _truncated_in_a_header(tmp_path: Path) -> tuple[Path, str]:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for name in ("first.txt", "second.txt"):
+            info = tarfile.TarInfo(name)
+            info.size = 3
+            tar.addfile(info, io.BytesIO(b"abc"))
+    archive = tmp_path / "scene.tar.gz"
+    archive.write_bytes(gzip.compress(raw.getvalue(), compresslevel=0)[: 10 + 5 + 1024 + 100])
+    return archive, "cannot read the member after 'first.txt'"
+
+
+def _bad_crc_zip(tmp_path: Path) -> tuple[Path, str]:
+    archive = tmp_path / "scene.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("ok/data.bin", bytes(range(256)) * 16)
+    data = bytearray(archive.read_bytes())
+    data[30 + len("ok/data.bin") + 100] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    return archive, "cannot read member 'ok/data.bin'"
+
+
+@pytest.mark.parametrize("make", [_truncated_tar_gz, _truncated_in_a_header, _bad_crc_zip],
+                         ids=["truncated-gzip", "truncated-header", "zip-crc"])
+def test_read_errors_name_the_archive_and_member(tmp_path, make):
+    archive, where = make(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(InputError, match=rf"^{re.escape(str(archive))}: corrupt or truncated archive: {where} \("):
+        download.safe_extract(archive, out)
+
+
 def test_archive_of_another_scene_is_rejected(server, scene_dir, tmp_path):
     server.files["/cca/LC80000002014001LGN00.tar.gz"] = _tar_gz(scene_dir)
     with pytest.raises(InputError, match="no LC80000002014001LGN00_MTL.txt"):
@@ -209,6 +288,29 @@ def test_credentials_are_sent_but_never_logged(server, scene_dir, tmp_path, capl
     assert "attempt 2 of 3" in caplog.text
     assert "s3cret" not in caplog.text and "alice" not in caplog.text and "t0ken" not in caplog.text
     assert all(auth and auth.startswith("Basic ") for _, _, auth in server.requests)
+
+
+@pytest.mark.parametrize("char", ["#", "/", "?"])
+def test_raw_delimiter_in_a_password_never_leaks(server, tmp_path, caplog, char):
+    base = server.url.replace("http://", f"http://alice:Kx7{char}Qz9@")
+    with caplog.at_level(logging.DEBUG, logger="pvl8da"):
+        for call in (lambda: download.download_biome_scene(SCENE, tmp_path, f"{base}/cca", policy=FAST),
+                     lambda: download.download_stac_scene(C2, tmp_path, f"{base}/stac", policy=FAST)):
+            with pytest.raises(InputError, match="percent-encode") as err:
+                call()
+            text = f"{err.value}\n{caplog.text}"
+            assert "Kx7" not in text and "Qz9" not in text and "alice" not in text, text
+    assert server.requests == []
+    assert _leftovers(tmp_path) == []
+
+
+def test_redact_hides_a_password_with_raw_delimiters():
+    assert download.redact("http://alice:Kx7#Qz9@host:8080/cca?t=1") == \
+        "http://<redacted>@host:8080/cca?<redacted>"
+    assert download.redact("http://alice:Kx7/Qz9@host:8080/cca?t=1") == \
+        "http://<redacted>@host:8080/cca?<redacted>"
+    assert download.redact("http://alice:12/Q@z9@host/cca") == "http://<redacted>@host/cca"
+    assert download.redact("https://u:p@[::1]:8443/a") == "https://[::1]:8443/a"
 
 
 def test_redact_and_checksums():
@@ -360,6 +462,28 @@ def test_full_disk_leaves_nothing(server, scene_dir, tiny_fs, stage):
     assert _leftovers(root) == []
 
 
+def test_scene_folder_permissions_follow_the_umask(server, scene_dir, tmp_path):
+    server.files[f"/cca/{SCENE}.tar.gz"] = _tar_gz(scene_dir)
+    old = os.umask(0o022)
+    try:
+        out = download.download_biome_scene(SCENE, tmp_path, f"{server.url}/cca", policy=FAST, sidecar=False)
+    finally:
+        os.umask(old)
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in out.iterdir()} == {oct(0o644)}
+    assert oct(stat.S_IMODE(out.stat().st_mode)) == oct(0o755)
+
+
+def test_download_task_passes_its_size_limit(server, scene_dir, tmp_path):
+    from tasks.download import DownloadLandsat8
+
+    server.files[f"/cca/{SCENE}.tar.gz"] = _tar_gz(scene_dir)
+    task = DownloadLandsat8(scene_id=SCENE, dest=str(tmp_path), base_url=f"{server.url}/cca", max_archive_gb=1e-6)
+    assert task.task_id == DownloadLandsat8(scene_id=SCENE, dest=str(tmp_path)).task_id
+    with pytest.raises(InputError, match=f"limit of {int(1e-6 * 2**30)} bytes"):
+        task.run()
+    assert _leftovers(tmp_path) == []
+
+
 def test_download_task_builds_the_scene_folder(server, scene_dir, tmp_path):
     import luigi
 
@@ -376,7 +500,18 @@ def test_download_task_builds_the_scene_folder(server, scene_dir, tmp_path):
     _assert_same_scene(tmp_path / "l8" / SCENE, scene_dir)
 
     missing = DownloadLandsat8(scene_id="LC80000002014001LGN00", dest=str(tmp_path / "l8"), base_url=base)
-    result = luigi.build([missing], local_scheduler=True, detailed_summary=True, log_level="WARNING")
+    # A 404 shows only while running, so configs/luigi.cfg's retries (keep_alive, 120 s apart) would apply:
+    # this one worker stops at the first failure instead.
+    config = luigi.configuration.get_config()
+    keep_alive = config.get("worker", "keep_alive", None)
+    config.set("worker", "keep_alive", "false")
+    try:
+        result = luigi.build([missing], local_scheduler=True, detailed_summary=True, log_level="WARNING")
+    finally:
+        if keep_alive is None:
+            config.remove_option("worker", "keep_alive")
+        else:
+            config.set("worker", "keep_alive", keep_alive)
     assert result.status.name == "FAILED"
     assert _leftovers(tmp_path / "l8") == [SCENE]
 
@@ -397,5 +532,5 @@ def test_convert_pv_downloads_a_missing_scene(server, scene_dir, tmp_path):
     finally:
         config.remove_option("DownloadLandsat8", "base_url")
     _assert_same_scene(tmp_path / "l8" / SCENE, scene_dir)
-    with h5py.File(task.output().path, "r") as product:
+    with h5py.File(task.output()["product"].path, "r") as product:
         assert product.attrs["image"] == SCENE and "CM_RESAMPLED" in product

@@ -1,5 +1,7 @@
 """MTL parsing (Collection 1 and 2), typed values, round trip and errors."""
+import codecs
 import datetime as dt
+import logging
 
 import pytest
 
@@ -65,6 +67,23 @@ def test_collection2_fields():
 def test_round_trip():
     tree = parse_mtl_text(C2_TEXT)
     assert parse_mtl_text(format_mtl(tree)) == tree
+
+
+def test_byte_order_mark_is_ignored(tmp_path):
+    path = tmp_path / "X_MTL.txt"
+    path.write_bytes(codecs.BOM_UTF8 + C2_TEXT.encode())
+    assert parse_mtl(path) == parse_mtl_text(C2_TEXT)
+    assert MTL.read(path).collection == 2
+
+
+def test_non_utf8_byte_is_replaced_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "X_MTL.txt"
+    path.write_bytes(C2_TEXT.replace("COLLECTION_NUMBER", 'ORIGIN = "caf\xe9"\n    COLLECTION_NUMBER')
+                     .encode("latin-1"))
+    with caplog.at_level(logging.WARNING, logger="pvl8da"):
+        tree = parse_mtl(path)
+    assert tree["LANDSAT_METADATA_FILE"]["PRODUCT_CONTENTS"]["ORIGIN"] == "caf\ufffd"
+    assert f"{path}: line 4 is not UTF-8 (byte 0xe9)" in caplog.text
 
 
 def test_missing_key_names_file_and_key(tmp_path):
