@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import h5py
 import numpy as np
 from affine import Affine
 from rasterio.crs import CRS
@@ -25,8 +24,10 @@ from rasterio.windows import Window
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from pvl8da.atomic import atomic_path
+from pvl8da.atomic import atomic_outputs, require_free_space
 from pvl8da.errors import InputError
+from pvl8da import provenance
+from pvl8da.hdf5 import hdf5_writer
 from pvl8da.landsat8 import Landsat8Scene, open_scene
 from pvl8da.probav import PV_BANDS, mapping_from_transform
 
@@ -268,20 +269,22 @@ def to_probav_grid(downscaled: Downscaled, resolution: str = "333M", threads: in
 
 
 def write_product(product: ProbaVLike, path: str | os.PathLike, scene_id: str, acquired: dt.datetime,
-                  class_image: str) -> None:
-    """Write the Proba-V look-alike HDF5 (SPEC §2.7) at ``path``."""
+                  class_image: str, record: dict | None = None) -> None:
+    """Write the Proba-V look-alike HDF5 (SPEC §2.7) at ``path``, with a provenance ``record`` if given."""
     mapping = mapping_from_transform(product.transform)
     t = product.transform
     geotransform = f"{t.c:f} {t.a:f} {t.b:f} {t.f:f} {t.d:f} {t.e:f}"
     stamp = acquired.strftime("%Y-%m-%d %H:%M:%S")
     height, width = product.invalid.shape
     chunks = (min(height, 256), min(width, 256))
-    with h5py.File(path, "w") as f:
+    with hdf5_writer(path) as f:
         f.attrs["START_DATE"] = stamp
         f.attrs["END_DATE"] = stamp
         f.attrs["MAP_PROJECTION"] = WGS84.to_wkt(version="WKT1_GDAL")
         f.attrs["image"] = scene_id
         f.attrs["class_image"] = class_image
+        if record is not None:
+            provenance.write_hdf5(f, record)
         f.create_group("crs").attrs["GeoTransform"] = np.array([geotransform.encode()])
         for b, name in enumerate(PV_BANDS):
             dn = np.round(product.toa[b] * TOA_SCALE)
@@ -298,6 +301,10 @@ def write_product(product: ProbaVLike, path: str | os.PathLike, scene_id: str, a
             ds.attrs["MAPPING"] = mapping
 
 
+#: Upper bound of a product's size per pixel: four int16 bands and the float32 cloud fraction, uncompressed.
+PRODUCT_BYTES_PER_PIXEL = 4 * 2 + 4
+
+
 def check_pixel_size(scene: Landsat8Scene) -> None:
     """Raise InputError unless the scene has 30 m pixels, the size the PSF of SPEC §2 is defined for."""
     x, y = scene.pixel_size
@@ -306,25 +313,51 @@ def check_pixel_size(scene: Landsat8Scene) -> None:
                          f"Landsat's {LANDSAT_PIXEL_M:g} m pixels (its PSF is defined for them)")
 
 
+def check_has_valid_pixel(scene: Landsat8Scene, rows: int = 1024) -> None:
+    """InputError naming the scene folder when every pixel is invalid (quality-band fill; Biome: mask fill).
+    Reads the invalid mask in windows of ``rows`` rows from the scene's middle outwards, up to the first valid pixel."""
+    n_rows, n_cols = scene.shape
+    starts = sorted(range(0, n_rows, rows), key=lambda start: abs(start + rows / 2 - n_rows / 2))
+    if any(not scene.invalid(Window(0, start, n_cols, min(rows, n_rows - start))).all() for start in starts):
+        return
+    raise InputError(f"{scene.folder}: scene {scene.scene_id} has no valid pixel (all fill); nothing to convert")
+
+
+def conversion_outputs(product: Path, quicklook: bool) -> tuple[Path, ...]:
+    """The files a conversion writes: the product, and its quicklook ``<product>.png`` if asked for."""
+    return (product, product.with_suffix(".png")) if quicklook else (product,)
+
+
 def output_name(scene_id: str, resolution: str) -> str:
     return f"{scene_id}_{resolution}.HDF5"
 
 
 def convert_scene(l8img: str | os.PathLike, outfolder: str | os.PathLike, resolution: str = "333M",
                   type_product: str = "landsat8", window_rows: int = 128, workers: int = 2,
-                  progress: bool = True) -> Path:
-    """Convert a Landsat-8 scene folder into ``<outfolder>/<scene ID>_<resolution>.HDF5``, written atomically."""
+                  progress: bool = True, record: dict | None = None, quicklook: bool = False) -> Path:
+    """Convert a Landsat-8 scene folder into ``<outfolder>/<scene ID>_<resolution>.HDF5`` (with ``quicklook``,
+    also ``<product>.png``), committed together at the end; ``record``: the provenance the product keeps
+    (:mod:`pvl8da.provenance`)."""
     if resolution not in RESOLUTION_STEPS:
         raise InputError(f"unknown resolution {resolution!r}; expected one of {', '.join(RESOLUTION_STEPS)}")
     scene = open_scene(l8img, type_product)
     check_pixel_size(scene)
+    check_has_valid_pixel(scene)
     outfolder = Path(outfolder)
     outfolder.mkdir(parents=True, exist_ok=True)
     dest = outfolder / output_name(scene.scene_id, resolution)
     log.info("Converting %s (%s, %dx%d) to Proba-V %s", scene.scene_id, type_product, *scene.shape, resolution)
     downscaled = downscale_scene(scene, window_rows=window_rows, workers=workers, progress=progress)
     product = to_probav_grid(downscaled, resolution, threads=workers)
-    with atomic_path(dest) as tmp:
-        write_product(product, tmp, scene.scene_id, scene.acquisition_time, CLASS_IMAGE[type_product])
+    if product.invalid.all():
+        log.warning("%s: no valid pixel on the Proba-V %s grid (the scene's valid pixels are too few or too "
+                    "scattered); the product holds only invalid pixels", scene.folder, resolution)
+    require_free_space(outfolder, PRODUCT_BYTES_PER_PIXEL * product.invalid.size, f"the product of {scene.scene_id}")
+    with atomic_outputs(*conversion_outputs(dest, quicklook)) as (tmp, *tmp_png):
+        write_product(product, tmp, scene.scene_id, scene.acquisition_time, CLASS_IMAGE[type_product], record)
+        if quicklook:
+            from pvl8da.plots.conversion import conversion_quicklook
+
+            conversion_quicklook(scene, tmp, tmp_png[0])
     log.info("Wrote %s (%dx%d, %.1f%% valid)", dest, *product.invalid.shape, 100 * (1 - product.invalid.mean()))
     return dest

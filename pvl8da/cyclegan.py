@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -21,7 +22,7 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 from tqdm import tqdm
 
-from pvl8da.atomic import atomic_path, save_json_atomic, save_weights_atomic
+from pvl8da.atomic import atomic_path, load_json, save_json_atomic, save_weights_atomic
 from pvl8da.cyclegan_config import CycleGANConfig, output_paths
 from pvl8da.errors import InputError
 
@@ -285,21 +286,28 @@ class CycleGANTrainer:
             tf.TensorSpec(shape, tf.float32), tf.TensorSpec(shape, tf.float32))).prefetch(2)
         return self.strategy.experimental_distribute_dataset(ds), len(batches)
 
-    def fit(self, pv: np.ndarray, lu: np.ndarray, folder: str | os.PathLike) -> list[dict[str, float]]:
+    def fit(self, pv: np.ndarray, lu: np.ndarray, folder: str | os.PathLike, record: dict | None = None,
+            overwrite: bool = False) -> list[dict[str, float]]:
         """Train until ``config.epochs`` epochs are done, resuming from the last checkpoint in ``folder``.
 
+        A run resumes only with the hyper-parameters it started with (``epochs`` may grow); ``overwrite``
+        starts it again instead. ``record``: provenance kept in the run's config file.
         Returns the per-epoch history (mean losses) of the whole run, resumed epochs included.
         """
         paths = output_paths(folder, self.config)
         Path(folder).mkdir(parents=True, exist_ok=True)
         if len(pv) < self.config.batch_size:
             raise InputError(f"{len(pv)} patches is fewer than one batch of {self.config.batch_size}")
+        if overwrite:
+            discard_run(folder, self.config)
+        else:
+            check_resumable(folder, self.config)
         manager = tf.train.CheckpointManager(self.checkpoint, str(paths["checkpoints"]), max_to_keep=2)
         if manager.latest_checkpoint:
             self.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
             log.info("resuming %s from %s (epoch %d)", self.config.name, manager.latest_checkpoint, int(self.epoch.numpy()))
         history = [row for row in _read_history(paths["history"]) if row["epoch"] < int(self.epoch.numpy())]
-        save_json_atomic(asdict(self.config), paths["config"])
+        save_json_atomic({**asdict(self.config), **({"provenance": record} if record else {})}, paths["config"])
         writer = tf.summary.create_file_writer(str(paths["logs"]))
         sample = (pv[: min(4, len(pv))], lu[: min(4, len(lu))])
         for epoch in range(int(self.epoch.numpy()), self.config.epochs):
@@ -377,6 +385,30 @@ def image_summary(tag: str, images: tf.Tensor, step: int) -> None:
     tf.summary.write(tag, tf.stack(dims + pngs), step=step, metadata=meta)
 
 
+def check_resumable(folder: str | os.PathLike, config: CycleGANConfig) -> None:
+    """Raise InputError when ``folder`` holds a run of this name begun with other hyper-parameters."""
+    paths = output_paths(folder, config)
+    if not paths["checkpoints"].is_dir() or not paths["config"].is_file():
+        return
+    recorded = load_json(paths["config"])
+    current = asdict(config)
+    found = [f"{key}: {recorded.get(key)} there, {value} now" for key, value in current.items()
+             if key != "epochs" and recorded.get(key) != value]
+    if found:
+        raise InputError(f"{paths['checkpoints']}: a run begun with other hyper-parameters ({'; '.join(found)}); "
+                         "it resumes only with its own (epochs may grow): give another suffix or folder, or "
+                         "overwrite it (--overwrite)")
+
+
+def discard_run(folder: str | os.PathLike, config: CycleGANConfig) -> None:
+    """Remove every output of a run (weights, checkpoints, logs, history, config) so that it starts afresh."""
+    for path in output_paths(folder, config).values():
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def _read_history(path: Path) -> list[dict]:
     if not path.is_file():
         return []
@@ -393,8 +425,10 @@ def _write_history(path: Path, rows: list[dict]) -> None:
 
 def train_cyclegan(dataset: str | os.PathLike, folder: str | os.PathLike, config: CycleGANConfig,
                    cloud_weights: str | os.PathLike | None,
-                   networks_fn: Callable[[], Networks] | None = None) -> dict[str, Path]:
+                   networks_fn: Callable[[], Networks] | None = None, record: dict | None = None,
+                   overwrite: bool = False) -> dict[str, Path]:
     """Train (or resume) a CycleGAN on a pseudo-simultaneous dataset; returns the output paths.
+    ``record`` and ``overwrite`` as in :meth:`CycleGANTrainer.fit`.
 
     Inputs are checked (dataset, cloud weights) before anything is written to ``folder``.
     """
@@ -407,5 +441,5 @@ def train_cyclegan(dataset: str | os.PathLike, folder: str | os.PathLike, config
         raise InputError(f"{dataset}: {len(pv)} patches is fewer than one batch of {config.batch_size}")
     keras.utils.set_random_seed(config.seed)
     trainer = CycleGANTrainer(config, networks_fn)
-    trainer.fit(pv, lu, folder)
+    trainer.fit(pv, lu, folder, record, overwrite)
     return trainer.save_final(folder)

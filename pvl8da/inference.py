@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -24,8 +23,10 @@ import rasterio
 import rasterio.shutil
 from tqdm import tqdm
 
-from pvl8da.atomic import atomic_path
+from pvl8da import provenance
+from pvl8da.atomic import atomic_outputs, require_free_space, scratch_dir
 from pvl8da.errors import InputError
+from pvl8da.hdf5 import hdf5_writer
 from pvl8da.probav import PV_BANDS, LandsatAsProbaVProduct, ProbaVProduct, band_path, copy_product
 from pvl8da.published import resolve_weights
 
@@ -38,6 +39,8 @@ COG_CLEAR, COG_CLOUD, COG_NODATA = 0, 1, 255
 #: Largest tile core per device. On a CPU the networks hold about 1 kB per padded pixel, so a 704²
 #: padded tile keeps them near 0.5 GB (InferenceDA on 3000²: 1.45 GB peak); a GPU takes batches of large tiles.
 MAX_TILE_CPU, MAX_TILE_GPU, BATCH_GPU = 640, 1024, 4
+#: Bytes per pixel the outputs add to a copy of the input: float32 probability (compressed) and the COG.
+OUTPUT_BYTES_PER_PIXEL = 4
 
 
 @dataclass(frozen=True)
@@ -169,8 +172,12 @@ class InferenceOutputs:
     """Paths written by an inference run."""
 
     product: Path
-    cog: Path | None = None
+    cog: Path
     quicklook: Path | None = None
+
+    def paths(self) -> tuple[Path, ...]:
+        """Every output, the product first (the one whose presence says the run is complete)."""
+        return (self.product, self.cog) + ((self.quicklook,) if self.quicklook else ())
 
 
 def cog_path(dest: str | Path) -> Path:
@@ -185,11 +192,18 @@ def quicklook_path(dest: str | Path) -> Path:
     return dest.with_name(f"{dest.stem}_quicklook.png")
 
 
+def infer_outputs(dest: str | Path, quicklook: bool = True) -> InferenceOutputs:
+    """The files an inference run writes for the destination product ``dest``."""
+    return InferenceOutputs(product=Path(dest), cog=cog_path(dest), quicklook=quicklook_path(dest) if quicklook else None)
+
+
 def check_paths(src: str | Path, dest: str | Path, *weights: str | Path) -> None:
     """Clear errors, before anything is written, for bad input/destination/weight paths."""
     src, dest = Path(src), Path(dest)
     if not src.is_file():
         raise InputError(f"{src}: input product not found")
+    if dest.is_dir():
+        raise InputError(f"{dest}: the destination is an existing folder; give the output product's file name")
     if dest.resolve() == src.resolve() or (dest.exists() and os.path.samefile(src, dest)):
         raise InputError(f"{dest}: the destination is the input product; choose another path")
     if not dest.parent.is_dir():
@@ -299,14 +313,15 @@ def _run_tiles(src, out, mask_tif, predictor: TilePredictor, cm_name: str, write
 def run_inference(src_path: str | Path, dest: str | Path, unet_weights: str | Path,
                   generator_weights: str | Path | None = None, *, landsat: bool = False,
                   tiling: Tiling | None = None, quicklook: bool = True,
-                  weights_base_url: str | None = None) -> InferenceOutputs:
+                  weights_base_url: str | None = None, record: dict | None = None) -> InferenceOutputs:
     """Cloud detection (after PV → LU adaptation when ``generator_weights`` is given) on a product.
 
     Writes ``dest``, a copy of the input with the adapted TOA bands (when adapting) and the cloud
     probability (``CM_PVDAGANS`` when adapting, else ``CM_UNET``), the mask COG and, for Proba-V
     products, a quicklook PNG. The input is never modified; outputs appear only on success.
     Either weights may be ``"published"``: the paper's file, fetched into the user's cache from
-    ``weights_base_url`` (see :mod:`pvl8da.published`).
+    ``weights_base_url`` (see :mod:`pvl8da.published`). ``record``: the provenance the product keeps
+    (:mod:`pvl8da.provenance`). All outputs are committed together at the end.
     """
     src_path, dest = Path(src_path), Path(dest)
     unet_weights = resolve_weights(unet_weights, "cloud_detection", base_url=weights_base_url)
@@ -316,39 +331,44 @@ def run_inference(src_path: str | Path, dest: str | Path, unet_weights: str | Pa
     unet, generator = load_models(unet_weights, generator_weights)
     cm_name = CM_DA if generator is not None else CM_UNET
     product_cls = LandsatAsProbaVProduct if landsat else ProbaVProduct
-    outputs = InferenceOutputs(product=dest, cog=cog_path(dest))
+    with_quicklook = quicklook and not landsat
+    outputs = infer_outputs(dest, with_quicklook)
     with ExitStack() as stack:
         src = stack.enter_context(product_cls(src_path))
         tiling = tiling or default_tiling(src.shape)
         src.set_chunk_cache(tiling.size)  # one row of tiles with its halo: no chunk decompressed twice
         scale, offset = zip(*(src.scale_offset(b) for b in PV_BANDS))
         predictor = TilePredictor(unet, generator, tiling, scale, offset)
-        tmp = stack.enter_context(atomic_path(dest))
-        tmp_cog = stack.enter_context(atomic_path(outputs.cog))
+        require_free_space(dest.parent, src_path.stat().st_size + OUTPUT_BYTES_PER_PIXEL * np.prod(src.shape),
+                           f"the output of {src_path.name}")
+        tmp, tmp_cog, *tmp_quicklook = stack.enter_context(atomic_outputs(*outputs.paths()))
         recreate = tuple(band_path(b) for b in PV_BANDS) if generator is not None else ()
-        with h5py.File(tmp, "w") as f:
+        with hdf5_writer(tmp) as f:
             copy_product(src.file, f, recreate)
+            if record is not None:
+                provenance.write_hdf5(f, record)
         out = stack.enter_context(product_cls(tmp, "r+"))
         out.set_chunk_cache(tiling.size)
         out.create_dataset(cm_name, np.float32, -1.0, DESCRIPTION=_describe(cm_name, unet_weights, generator_weights))
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pvl8da-")))
-        plain_tif = workdir / "clouds.tif"
+        plain_tif = stack.enter_context(scratch_dir()) / "clouds.tif"
         profile = dict(driver="GTiff", width=src.shape[1], height=src.shape[0], count=1, dtype="uint8",
                        crs=src.crs, transform=src.transform, nodata=COG_NODATA, tiled=True,
                        blockxsize=256, blockysize=256, compress="deflate")
         samples = None
-        if quicklook and not landsat:
+        if with_quicklook:
             from pvl8da.plots.inference import QuicklookSamples, plot_inference
 
             samples = QuicklookSamples(src.shape)
         with rasterio.open(plain_tif, "w", **profile) as mask_tif:
             _run_tiles(src, out, mask_tif, predictor, cm_name, write_bands=generator is not None, samples=samples)
-        rasterio.shutil.copy(plain_tif, tmp_cog, driver="COG", compress="DEFLATE", overview_resampling="nearest")
+        try:
+            rasterio.shutil.copy(plain_tif, tmp_cog, driver="COG", compress="DEFLATE", overview_resampling="nearest")
+        except Exception as err:  # GDAL's write errors (CPLE_*) have no public base class
+            raise OSError(f"{outputs.cog}: cannot write the cloud-mask COG ({err}); is the disk full?") from err
         out.close()
         if samples is not None:
             title = f"{src_path.name} ({src.start_time:%Y-%m-%d %H:%M})"
-            outputs.quicklook = plot_inference(samples, src.cloud_mask_sm(samples.window), title,
-                                               quicklook_path(dest), cm_name)
+            plot_inference(samples, src.cloud_mask_sm(samples.window), title, tmp_quicklook[0], cm_name)
     log.info("wrote %s and %s", dest, outputs.cog)
     return outputs
 

@@ -44,9 +44,14 @@ def _read_band(path: Path, window: Window | None, shape: tuple[int, int] | None 
 
 
 def toa_reflectance(dn: np.ndarray, mtl: MTL, band: int) -> np.ndarray:
-    """float32 TOA reflectance of a reflective band's DN: (DN·MULT + ADD) / sin(SUN_ELEVATION) (SPEC §1)."""
+    """float32 TOA reflectance of a reflective band's DN: (DN·MULT + ADD) / sin(SUN_ELEVATION) (SPEC §1);
+    InputError naming the MTL unless the sun is above the horizon (0 < SUN_ELEVATION ≤ 90)."""
+    elevation = mtl.sun_elevation
+    if not 0 < elevation <= 90:
+        raise InputError(f"{mtl.source}: SUN_ELEVATION = {elevation:g}; TOA reflectance needs the sun above the "
+                         "horizon (0 < SUN_ELEVATION ≤ 90)")
     mult, add = mtl.reflectance_rescaling(band)
-    sin_e = np.sin(np.deg2rad(mtl.sun_elevation))
+    sin_e = np.sin(np.deg2rad(elevation))
     return np.asarray(dn).astype(np.float32) * np.float32(mult / sin_e) + np.float32(add / sin_e)
 
 

@@ -17,13 +17,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 import rasterio.warp
 from rasterio.enums import Resampling
 from rasterio.windows import from_bounds
 
 from pvl8da.atomic import atomic_path
+from pvl8da.hdf5 import hdf5_writer
 from pvl8da.errors import InputError
 from pvl8da.probav import CRS, LANDSAT_CLOUDS, PV_BANDS, LandsatAsProbaVProduct, ProbaVProduct
 
@@ -224,7 +224,7 @@ def build_dataset(pairs: list[Pair], lu_products: list[str | os.PathLike], dest:
         names = "; ".join(f"{p.pvimage} + {lu}" for p, lu in zip(pairs, lu_products))
         raise InputError(f"no {size}-px patch is entirely valid in both products of any pair: {names}")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(dest) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(dest) as tmp, hdf5_writer(tmp) as f:
         chunk = (min(total, 64), size, size, 4)
         for key in ("PV", "LU"):
             f.create_dataset(key, data=np.concatenate([p[key] for p in parts]), chunks=chunk)

@@ -8,6 +8,7 @@ carry ``CM_RESAMPLED`` (soft cloud fraction, −1 invalid) and have no SM.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ import numpy as np
 from affine import Affine
 
 from pvl8da.errors import InputError
+from pvl8da.hdf5 import close_safely
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +152,10 @@ class _Product:
         if len(shapes) != 1 or len(next(iter(shapes))) != 2:
             raise InputError(f"{self.path}: TOA bands must be 2-D and of one shape, found {sorted(shapes)}")
         first = self.file[band_path(PV_BANDS[0])]
-        for attr in ("MAPPING", "SCALE"):
-            if attr not in first.attrs:
-                raise InputError(f"{self.path}: band {PV_BANDS[0]} lacks the {attr} attribute")
+        if "MAPPING" not in first.attrs:
+            raise InputError(f"{self.path}: band {PV_BANDS[0]} lacks the MAPPING attribute")
+        for band in PV_BANDS:
+            self.scale_offset(band)
         self.shape: tuple[int, int] = next(iter(shapes))
         self.transform: Affine = transform_from_mapping(first.attrs["MAPPING"])
         self.crs = CRS
@@ -160,13 +163,17 @@ class _Product:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(failed=exc_type is not None)
 
-    def close(self) -> None:
-        """Close the HDF5 file."""
-        self._datasets.clear()
-        self.file.close()
+    def close(self, failed: bool = False) -> None:
+        """Close the HDF5 file; a product being written is flushed first, or emptied if ``failed`` (a full
+        disk must not crash the process: :mod:`pvl8da.hdf5`)."""
+        if self.file.id.valid and self.file.mode == "r":
+            self._datasets.clear()
+            self.file.close()
+        else:
+            close_safely(self.file, failed, drop=self._datasets.clear)
 
     def set_chunk_cache(self, rows: int | None) -> None:
         """Give each dataset opened from now on a chunk cache for a band of ``rows`` rows (at any row
@@ -196,11 +203,17 @@ class _Product:
         return h5py.Dataset(h5py.h5d.open(self.file.id, name.encode(), access))
 
     def scale_offset(self, band: str) -> tuple[float, float]:
-        """SCALE and OFFSET attributes of a band (OFFSET 0 when absent)."""
+        """SCALE and OFFSET attributes of a band (OFFSET 0 when absent); InputError unless SCALE is finite and
+        > 0 and OFFSET finite (any other SCALE turns every DN into an impossible reflectance)."""
         if band not in self._scale_offset:
             attrs = self.file[band_path(band)].attrs
-            self._scale_offset[band] = (float(np.ravel(attrs["SCALE"])[0]),
-                                        float(np.ravel(attrs.get("OFFSET", 0.0))[0]))
+            if "SCALE" not in attrs:
+                raise InputError(f"{self.path}: band {band} lacks the SCALE attribute")
+            scale, offset = float(np.ravel(attrs["SCALE"])[0]), float(np.ravel(attrs.get("OFFSET", 0.0))[0])
+            if not (math.isfinite(scale) and scale > 0 and math.isfinite(offset)):
+                raise InputError(f"{self.path}: band {band} has SCALE {scale:g} and OFFSET {offset:g}; reflectance "
+                                 "= (DN - OFFSET) / SCALE needs a finite SCALE > 0 and a finite OFFSET")
+            self._scale_offset[band] = (scale, offset)
         return self._scale_offset[band]
 
     def read_dn(self, band: str, window=None) -> np.ndarray:
@@ -271,6 +284,11 @@ class _Product:
         return self.dataset(name)[rows, cols]
 
 
+def _not_finite(toa: np.ndarray) -> np.ndarray:
+    """Where any band of a (…, 4) reflectance is NaN or infinite (float bands can hold them)."""
+    return ~np.isfinite(toa).all(axis=-1)
+
+
 def _chunks(shape: tuple[int, int]) -> tuple[int, int]:
     return min(256, shape[0]), min(256, shape[1])
 
@@ -291,8 +309,9 @@ class ProbaVProduct(_Product):
         return decode_sm(self.read_sm(window))
 
     def invalid_from(self, dn: np.ndarray, sm: np.ndarray) -> np.ndarray:
-        """Invalid where any band's reflectance is < 0 or any coverage bit is 0."""
-        return (self.toa_from_dn(dn) < 0).any(axis=-1) | ((sm >> 8) & 0xF != 0xF)
+        """Invalid where any band's reflectance is < 0 or not finite, or any coverage bit is 0."""
+        toa = self.toa_from_dn(dn)
+        return (toa < 0).any(axis=-1) | _not_finite(toa) | ((sm >> 8) & 0xF != 0xF)
 
     def invalid(self, window=None) -> np.ndarray:
         """Boolean invalid mask of a window."""
@@ -333,9 +352,15 @@ class LandsatAsProbaVProduct(_Product):
 
     kind = "Landsat-as-Proba-V"
 
+    def _validate(self) -> None:
+        super()._validate()
+        if SM_PATH in self.file:
+            raise InputError(f"{self.path}: a Proba-V L2A product (it has {SM_PATH}), not a Landsat-as-Proba-V "
+                             "product: run InferenceDA on it (--no-adaptation for the cloud model alone)")
+
     def invalid_from(self, dn: np.ndarray) -> np.ndarray:
-        """Invalid where any band's DN is ≤ −1000."""
-        return (dn <= LANDSAT_INVALID_DN).any(axis=-1)
+        """Invalid where any band's DN is ≤ −1000 or its reflectance is not finite."""
+        return (dn <= LANDSAT_INVALID_DN).any(axis=-1) | _not_finite(self.toa_from_dn(dn))
 
     def invalid(self, window=None) -> np.ndarray:
         """Boolean invalid mask of a window."""

@@ -16,7 +16,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import h5py
 import numpy as np
 import rasterio
 from affine import Affine
@@ -28,6 +27,7 @@ from scipy.stats import norm
 
 from pvl8da import quality
 from pvl8da.atomic import atomic_dir, atomic_path
+from pvl8da.hdf5 import hdf5_writer
 from pvl8da.conversion import BLUE_WEIGHTS, RESOLUTION_STEPS
 from pvl8da.landsat8 import BIOME_CLEAR, BIOME_CLOUD, BIOME_FILL, BIOME_SHADOW, BIOME_THIN
 from pvl8da.mtl import format_mtl
@@ -550,7 +550,7 @@ def write_probav_product(dest_dir: str | os.PathLike, shape: tuple[int, int] = (
     dest = dest_dir / probav_product_name(acquired, camera, resolution)
     mapping = mapping_from_transform(transform)
     chunks = (min(height, 256), min(width, 256))
-    with atomic_path(dest) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(dest) as tmp, hdf5_writer(tmp) as f:
         end = acquired + dt.timedelta(seconds=29)
         f.attrs["OBSERVATION_START_DATE"] = np.array([acquired.strftime("%Y-%m-%d").encode()])
         f.attrs["OBSERVATION_START_TIME"] = np.array([acquired.strftime("%H:%M:%S").encode()])

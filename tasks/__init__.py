@@ -1,4 +1,12 @@
-"""Luigi tasks of pvl8da: ``python -m luigi --module tasks <Task> ...`` from the repository root."""
+"""Luigi tasks of pvl8da: ``python -m luigi --module tasks <Task> ...`` from the repository root.
+
+Importing this package (what ``--module tasks`` does) sets the project's command-line behaviour: a failed
+task makes the command exit non-zero (``tasks.base.EXIT_CODES``, unless the configuration's ``[retcode]``
+says otherwise), and pvl8da's own log lines show at Luigi's log level once a task starts.
+"""
+import luigi
+
+from tasks.base import install_exit_codes, show_library_logs
 from tasks.convert import ConvertPV  # noqa: F401
 from tasks.synthetic import GenerateSyntheticScene  # noqa: F401
 from tasks.download import DownloadLandsat8  # noqa: F401
@@ -7,3 +15,6 @@ from tasks.batch import ConvertAll, InferenceAll  # noqa: F401
 from tasks.fcd import PrepareBiomePatches, TrainFCD, GenerateFCDMasks, TrainFCDPlus, FineTuneFCDPlus, TrainSupervised, EvaluateBiome, RunFCDPaper  # noqa: F401,E501
 from tasks.training import BuildPseudoSimultaneousDataset, TrainCloudDetector, TrainCycleGAN, TrainAllCycleGAN, EvaluateDA, GenerateSyntheticPairs, TrainDefaultModels  # noqa: F401,E501
 from tasks.inference import InferenceClouds, InferenceDA  # noqa: F401
+
+install_exit_codes()
+luigi.Task.event_handler(luigi.Event.START)(lambda task: show_library_logs())

@@ -53,7 +53,12 @@ class InferenceAll(luigi.WrapperTask):
     dest = luigi.Parameter(default="adapted", description="folder of the adapted products")
 
     def requires(self):
-        products = list_inputs(self.products)
+        destinations: dict[Path, Path] = {}
+        for product in list_inputs(self.products):
+            dest = Path(self.dest) / f"{product.stem}_ADAPTED.HDF5"
+            if dest in destinations:
+                raise InputError(f"{product} and {destinations[dest]} would both be written to {dest}: "
+                                 "run them with different --dest folders")
+            destinations[dest] = product
         Path(self.dest).mkdir(parents=True, exist_ok=True)  # InferenceDA refuses a missing destination folder
-        return [InferenceDA(pvimage=str(product), image_dest=str(Path(self.dest) / f"{product.stem}_ADAPTED.HDF5"))
-                for product in products]
+        return [InferenceDA(pvimage=str(product), image_dest=str(dest)) for dest, product in destinations.items()]

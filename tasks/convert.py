@@ -3,13 +3,13 @@ from pathlib import Path
 
 import luigi
 
-from pvl8da.conversion import RESOLUTION_STEPS, convert_scene, output_name
+from pvl8da.conversion import RESOLUTION_STEPS, conversion_outputs, convert_scene, output_name
 from pvl8da.landsat8 import TYPE_PRODUCTS, open_scene, scene_id_of
-from pvl8da.plots.conversion import conversion_quicklook
+from tasks.base import PVL8DATask
 from tasks.download import DownloadLandsat8
 
 
-class ConvertPV(luigi.Task):
+class ConvertPV(PVL8DATask):
     """Convert ``--l8img`` into ``<outfolder>/<scene ID>_<resolution>.HDF5`` (and an optional quicklook PNG)."""
 
     l8img = luigi.Parameter(description="Landsat-8 L1 scene folder (named after its scene ID)")
@@ -31,10 +31,21 @@ class ConvertPV(luigi.Task):
         return DownloadLandsat8(scene_id=scene.name, dest=str(scene.parent), source=self.download)
 
     def output(self):
-        return luigi.LocalTarget(str(Path(self.outfolder) / output_name(scene_id_of(self.l8img), self.resolution)))
+        product = Path(self.outfolder) / output_name(scene_id_of(self.l8img), self.resolution)
+        return {name: luigi.LocalTarget(str(path))
+                for name, path in zip(("product", "quicklook"), conversion_outputs(product, self.quicklook))}
+
+    def check_inputs(self) -> None:
+        if self.download == "none" or Path(self.l8img).is_dir():
+            open_scene(self.l8img, self.type_product)
+
+    def provenance_files(self) -> dict[str, Path]:
+        """The MTL (product ID, processing date, calibration) and, for labelled scenes, the labels."""
+        if not Path(self.l8img).is_dir():
+            return {}
+        scene = open_scene(self.l8img, self.type_product)
+        return {"mtl": Path(scene.mtl.source), **{path.name: path for path in scene.label_paths()}}
 
     def run(self):
-        product = convert_scene(self.l8img, self.outfolder, self.resolution, self.type_product,
-                                workers=self.threads)
-        if self.quicklook:
-            conversion_quicklook(open_scene(self.l8img, self.type_product), product, product.with_suffix(".png"))
+        convert_scene(self.l8img, self.outfolder, self.resolution, self.type_product, workers=self.threads,
+                      record=self.provenance_record(), quicklook=self.quicklook)

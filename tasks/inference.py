@@ -4,9 +4,12 @@ from pathlib import Path
 import luigi
 from luigi.parameter import ParameterVisibility
 
+from pvl8da import provenance
 from pvl8da.errors import InputError
-from pvl8da.inference import cog_path, infer_clouds, infer_da
-from pvl8da.published import BASE_URL_ENV, PUBLISHED, is_published
+from pvl8da.inference import check_paths, infer_clouds, infer_da, infer_outputs
+from pvl8da.probav import LandsatAsProbaVProduct, ProbaVProduct
+from pvl8da.published import BASE_URL_ENV, MANIFEST, PUBLISHED, is_published
+from tasks.base import PVL8DATask
 
 CLOUD_WEIGHTS = "checkpoints/cloud_detection.weights.h5"
 DAGANS_WEIGHTS = "checkpoints/dagans_pv2l8.weights.h5"
@@ -30,45 +33,77 @@ def require_weights(**options: str) -> None:
                 f"pass {flag} PATH, or {flag} {PUBLISHED} for the paper's weights (downloaded once into your cache)")
 
 
-class InferenceDA(luigi.Task):
+def weights_file(value: str, kind: str) -> str:
+    """A weights parameter as a provenance file: the path, or the published file's known digest."""
+    return f"{provenance.DIGEST_PREFIX}{MANIFEST[kind].sha256}" if is_published(value) else value
+
+
+class _Inference(PVL8DATask):
+    """What both inference tasks share: destination, cloud-model weights, outputs and their provenance."""
+
+    resources = {"tensorflow": 1}
+    product_class = ProbaVProduct
+    image_dest = luigi.Parameter(description="output product (HDF5), in an existing folder")
+    cloud_detection_weights = luigi.Parameter(default=CLOUD_WEIGHTS, description=f"weights file, or {PUBLISHED}")
+    weights_base_url = weights_base_url_parameter()
+
+    @property
+    def source(self) -> str:
+        raise NotImplementedError
+
+    def weights(self) -> dict[str, str]:
+        """Weights options in use, by parameter name."""
+        return {"cloud_detection_weights": self.cloud_detection_weights}
+
+    def output(self):
+        outputs = infer_outputs(self.image_dest, quicklook=self.product_class is ProbaVProduct)
+        return {name: luigi.LocalTarget(str(path)) for name, path in zip(("product", "clouds", "quicklook"),
+                                                                          outputs.paths())}
+
+    def check_inputs(self) -> None:
+        require_weights(**self.weights())
+        check_paths(self.source, self.image_dest)
+        self.product_class(self.source).close()
+
+    def provenance_files(self) -> dict[str, str]:
+        kinds = {"cloud_detection_weights": "cloud_detection", "dagans_weights": "dagans"}
+        return {"input": self.source, **{name: weights_file(value, kinds[name]) for name, value in self.weights().items()}}
+
+
+class InferenceDA(_Inference):
     """Adapt ``--pvimage`` to the Landsat-8 domain and detect clouds: ``--image-dest`` (a copy with the
     adapted TOA bands and CM_PVDAGANS), ``<dest stem>_clouds.tif`` and ``<dest stem>_quicklook.png``."""
 
-    resources = {"tensorflow": 1}
     pvimage = luigi.Parameter(description="Proba-V L2A product (HDF5)")
-    image_dest = luigi.Parameter(description="output product (HDF5), in an existing folder")
-    cloud_detection_weights = luigi.Parameter(default=CLOUD_WEIGHTS, description=f"weights file, or {PUBLISHED}")
     dagans_weights = luigi.Parameter(default=DAGANS_WEIGHTS, description=f"weights file, or {PUBLISHED}")
     no_adaptation = luigi.BoolParameter(default=False, description="cloud model on the raw bands (CM_UNET)")
-    weights_base_url = weights_base_url_parameter()
 
-    def output(self):
-        return {"product": luigi.LocalTarget(self.image_dest),
-                "clouds": luigi.LocalTarget(str(cog_path(self.image_dest)))}
+    @property
+    def source(self) -> str:
+        return self.pvimage
+
+    def weights(self) -> dict[str, str]:
+        return super().weights() if self.no_adaptation else {**super().weights(), "dagans_weights": self.dagans_weights}
 
     def run(self):
-        weights = {"cloud_detection_weights": self.cloud_detection_weights}
-        if not self.no_adaptation:
-            weights["dagans_weights"] = self.dagans_weights
-        require_weights(**weights)
+        self.check_inputs()
         infer_da(self.pvimage, self.image_dest, self.cloud_detection_weights, self.dagans_weights,
-                 adaptation=not self.no_adaptation, weights_base_url=self.weights_base_url)
+                 adaptation=not self.no_adaptation, weights_base_url=self.weights_base_url,
+                 record=self.provenance_record())
 
 
-class InferenceClouds(luigi.Task):
+class InferenceClouds(_Inference):
     """Cloud model on a Landsat-as-Proba-V product ``--image``: ``--image-dest`` (a copy with CM_UNET)
     and ``<dest stem>_clouds.tif``."""
 
-    resources = {"tensorflow": 1}
+    product_class = LandsatAsProbaVProduct
     image = luigi.Parameter(description="Landsat-as-Proba-V product (HDF5, from ConvertPV)")
-    image_dest = luigi.Parameter(description="output product (HDF5), in an existing folder")
-    cloud_detection_weights = luigi.Parameter(default=CLOUD_WEIGHTS, description=f"weights file, or {PUBLISHED}")
-    weights_base_url = weights_base_url_parameter()
 
-    def output(self):
-        return {"product": luigi.LocalTarget(self.image_dest),
-                "clouds": luigi.LocalTarget(str(cog_path(self.image_dest)))}
+    @property
+    def source(self) -> str:
+        return self.image
 
     def run(self):
-        require_weights(cloud_detection_weights=self.cloud_detection_weights)
-        infer_clouds(self.image, self.image_dest, self.cloud_detection_weights, weights_base_url=self.weights_base_url)
+        self.check_inputs()
+        infer_clouds(self.image, self.image_dest, self.cloud_detection_weights, weights_base_url=self.weights_base_url,
+                     record=self.provenance_record())

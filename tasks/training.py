@@ -16,12 +16,14 @@ from pathlib import Path
 import luigi
 
 from pvl8da import cyclegan_config, pairs
-from pvl8da.atomic import atomic_path
+from pvl8da.atomic import atomic_path, load_json
 from pvl8da.evaluate_da import EvalItem, evaluate_da
 from pvl8da.errors import InputError
 from pvl8da.published import PUBLISHED, resolve_weights
+from pvl8da.weights_manifest import record_sums
 from tasks.convert import ConvertPV
-from tasks.inference import weights_base_url_parameter
+from tasks.base import PVL8DATask
+from tasks.inference import require_weights, weights_base_url_parameter, weights_file
 
 ABLATIONS = {
     "full": {},
@@ -45,7 +47,7 @@ def _convert(task: luigi.Task, scenes: list[tuple[Path, str]]):
     """Dynamic ConvertPV dependencies; returns their product paths."""
     targets = yield [ConvertPV(l8img=str(scene), outfolder=task.landsataspv_folder, resolution=task.resolution,
                                type_product=kind) for scene, kind in scenes]
-    return [Path(t.path) for t in targets]
+    return [Path(t["product"].path) for t in targets]
 
 
 class BuildPseudoSimultaneousDataset(luigi.Task):
@@ -114,7 +116,7 @@ class TrainCloudDetector(luigi.Task):
         train_cloud_detector(products, self.output().path, config)
 
 
-class TrainCycleGAN(luigi.Task):
+class TrainCycleGAN(PVL8DATask):
     """CycleGAN Proba-V <-> Landsat-as-Proba-V with the original parameters; the PV -> LU generator is
     ``<folder>/genpv2l8cycle_<df_gen>_<df_disc>_<suffix>.weights.h5``. Resumes after a kill."""
 
@@ -160,12 +162,29 @@ class TrainCycleGAN(luigi.Task):
     def output(self):
         return luigi.LocalTarget(str(cyclegan_config.output_paths(self.folder, self.config())["generator"]))
 
+    def check_inputs(self) -> None:
+        require_weights(weights_cloud_detection=self.weights_cloud_detection)
+        dataset = Path(self.dataset_folder) / pairs.DATASET_NAME
+        if not self.pairs_csv and not dataset.is_file():
+            raise InputError(f"{dataset}: pseudo-simultaneous dataset not found (build it with "
+                             "BuildPseudoSimultaneousDataset, or pass --pairs-csv)")
+
+    def provenance_files(self) -> dict[str, str]:
+        return {"dataset": str(Path(self.dataset_folder) / pairs.DATASET_NAME),
+                "weights_cloud_detection": weights_file(self.weights_cloud_detection, "cloud_detection")}
+
+    def recorded_provenance(self) -> dict | None:
+        config = cyclegan_config.output_paths(self.folder, self.config())["config"]
+        return load_json(config).get("provenance") if config.is_file() else None
+
     def run(self):
         from pvl8da.cyclegan import train_cyclegan
 
+        self.check_inputs()
         dataset = Path(self.dataset_folder) / pairs.DATASET_NAME
         cloud = resolve_weights(self.weights_cloud_detection, "cloud_detection", base_url=self.weights_base_url)
-        train_cyclegan(dataset, self.folder, self.config(), cloud)
+        train_cyclegan(dataset, self.folder, self.config(), cloud, record=self.provenance_record(),
+                       overwrite=self.overwrite)
 
 
 class TrainAllCycleGAN(luigi.WrapperTask):
@@ -295,3 +314,4 @@ class TrainDefaultModels(luigi.Task):
         for key, src in (("cloud", cloud.path), ("dagans", gans["full"].path)):
             with atomic_path(self.output()[key].path) as tmp:
                 shutil.copyfile(src, tmp)
+        record_sums(target.path for target in self.output().values())

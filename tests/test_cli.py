@@ -386,6 +386,7 @@ def test_inference_da_with_project_checkpoints(work, config, probav):
     check_probability(probability)
     check_cloud_cog(work / "out" / "PROBAV_ADAPTED_clouds.tif", probability)
     assert (work / "out" / "PROBAV_ADAPTED_quicklook.png").read_bytes()[:8] == PNG
+    assert f"INFO: wrote {dest}" in proc.stderr, "pvl8da's own log lines show under the command line"
 
 
 def test_inference_clouds(work, config, biome_product):

@@ -114,7 +114,7 @@ def test_tasks_end_to_end(tmp_path):
     task = ConvertPV(l8img=gen.output().path, outfolder=str(tmp_path / "pv"), resolution="333M",
                      type_product="38c", quicklook=True)
     assert luigi.build([task], local_scheduler=True, log_level="WARNING")
-    product = task.output().path
+    product = task.output()["product"].path
     bands, clouds, transform, _, root = _read(product)
     assert root["class_image"] == "38-Cloud"
     assert transform.f < 0 and -34.5 < transform.f < -33.5

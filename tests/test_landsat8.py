@@ -152,4 +152,4 @@ def test_folder_not_named_after_its_scene(scenes, tmp_path):
     assert scene.scene_id == scenes[0].name and scene.quality_path.parent == folder
     task = ConvertPV(l8img=str(folder), outfolder=str(tmp_path / "out"))
     assert luigi.build([task], local_scheduler=True, log_level="WARNING")
-    assert task.output().path == str(tmp_path / "out" / f"{scenes[0].name}_333M.HDF5") and task.complete()
+    assert task.output()["product"].path == str(tmp_path / "out" / f"{scenes[0].name}_333M.HDF5") and task.complete()

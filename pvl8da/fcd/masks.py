@@ -4,11 +4,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import h5py
 import keras
 import numpy as np
 
 from pvl8da.atomic import atomic_dir, save_json_atomic
+from pvl8da.hdf5 import hdf5_writer
 from pvl8da.fcd.data import PatchData
 from pvl8da.fcd.calibration import sample_threshold
 from pvl8da.fcd.patches import ASSIGNMENT, read_assignment
@@ -66,7 +66,7 @@ def generate_fcd_masks(patch_dir: str | Path, gan_dir: str | Path, out_dir: str 
     finally:
         train.close()
     with atomic_dir(out_dir) as tmp:
-        with h5py.File(tmp / PSEUDO, "w") as f:
+        with hdf5_writer(tmp / PSEUDO) as f:
             f.create_dataset("cloud", data=masks, chunks=(1,) + masks.shape[1:], compression="lzf")
             f.attrs["threshold"] = threshold
         (tmp / "scenes").mkdir()

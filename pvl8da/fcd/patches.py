@@ -11,6 +11,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from pvl8da.atomic import atomic_dir
+from pvl8da.hdf5 import close_safely
 from pvl8da.errors import InputError
 from pvl8da.fcd.scenes import BANDS, RGB, SceneRef, find_scenes, read_stack
 from pvl8da.landsat8 import BIOME_CLOUD, BIOME_FILL, BIOME_THIN
@@ -98,8 +99,8 @@ class PatchWriter:
         self.offsets[n0:] = offsets
         self.scene_ids[n0:] = [scene_id] * n
 
-    def close(self) -> None:
-        self.file.close()
+    def close(self, failed: bool = False) -> None:
+        close_safely(self.file, failed)
 
 
 def scene_patches(ref: SceneRef, patch_size: int, writer: PatchWriter, thumb_dir: Path) -> tuple[int, int]:
@@ -156,8 +157,10 @@ def prepare_biome_patches(root: str | Path, out_dir: str | Path, seed: int = 0, 
             writer = PatchWriter(tmp / f"{split}.h5", patch_size)
             try:
                 counts = [scene_patches(r, patch_size, writer, tmp / "thumbnails") for r in members]
-            finally:
-                writer.close()
+            except BaseException:
+                writer.close(failed=True)
+                raise
+            writer.close()
             n, n_cloudy = map(sum, zip(*counts)) if counts else (0, 0)
             log.info("%s: %d scenes, %d patches, %d cloudy", split, len(members), n, n_cloudy)
             names = ", ".join(r.scene_id for r in members)

@@ -1,0 +1,93 @@
+"""What every pvl8da task shares: outputs that are never stale, input errors that stop at once, and the
+command line's exit codes and log lines.
+
+A target counts as complete only when it exists and was made from exactly these parameters and files
+(:mod:`pvl8da.provenance`); one made differently stops the run with a message that names the difference
+and ``--overwrite``. Input errors that can be seen before running (``check_inputs``) are raised from
+``complete()``: Luigi then reports a scheduling error and never runs, nor retries, the task.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import luigi
+from luigi.task import flatten
+
+from pvl8da import provenance
+from pvl8da.errors import InputError
+
+#: Exit status of ``python -m luigi --module tasks …`` unless the user's configuration sets its own
+#: (Luigi's defaults are all 0, so scripts and CI would carry on after a failure).
+EXIT_CODES = {"missing_data": 20, "task_failed": 30, "scheduling_error": 35, "unhandled_exception": 40}
+
+
+class OutputMadeDifferently(InputError):
+    """An output exists but was made from other parameters or files."""
+
+
+def install_exit_codes() -> None:
+    """Give Luigi's ``[retcode]`` section the project's exit codes where the configuration has none."""
+    config = luigi.configuration.get_config()
+    if not config.has_section("retcode"):
+        config.add_section("retcode")
+    for key, code in EXIT_CODES.items():
+        if not config.has_option("retcode", key):
+            config.set("retcode", key, str(code))
+
+
+def show_library_logs() -> None:
+    """Let pvl8da's INFO lines (progress, resuming, per-epoch losses) through at Luigi's log level.
+
+    Luigi's own handler sits on its ``luigi-interface`` logger only; where nothing handles the root logger,
+    pvl8da's logger gets a handler of the same format.
+    """
+    level = getattr(logging, str(luigi.interface.core().log_level).upper(), logging.INFO)
+    logger = logging.getLogger("pvl8da")
+    logger.setLevel(max(level, logging.INFO))
+    if all(isinstance(h, logging.NullHandler) for h in logger.handlers) and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+
+
+class PVL8DATask(luigi.Task):
+    """Base of the tasks that make files from parameters and input files (see the module docstring)."""
+
+    overwrite = luigi.BoolParameter(default=False, significant=False,
+                                    description="replace outputs that were made from other parameters or files")
+
+    def check_inputs(self) -> None:
+        """Raise InputError for input errors that can be seen without running (missing or malformed files)."""
+
+    def provenance_files(self) -> dict[str, str | os.PathLike]:
+        """Files the outputs are made from, by name: paths, or ``sha256:<hex>`` where only the digest is known."""
+        return {}
+
+    def provenance_parameters(self) -> dict[str, Any]:
+        """The significant parameters, which the outputs record."""
+        return {name: getattr(self, name) for name, param in self.get_params() if param.significant}
+
+    def provenance_record(self) -> dict:
+        """What the outputs record; the files as they are now (call it in run(), after resolving them)."""
+        return provenance.make_record(self.task_family, self.provenance_parameters(), self.provenance_files())
+
+    def recorded_provenance(self) -> dict | None:
+        """The provenance recorded by the existing outputs: by default the first output's HDF5 attribute."""
+        return provenance.read_hdf5(flatten(self.output())[0].path)
+
+    def complete(self) -> bool:
+        outputs = flatten(self.output())
+        if not all(target.exists() for target in outputs):
+            self.check_inputs()
+            return False
+        found = provenance.differences(self.recorded_provenance(), self.task_family, self.provenance_parameters(),
+                                       self.provenance_files())
+        if not found:
+            return True
+        if self.overwrite:
+            return False
+        raise OutputMadeDifferently(
+            f"{outputs[0].path} exists but was not made by this command: " + "; ".join(found)
+            + ". Pass --overwrite to replace it, or choose another output.")
