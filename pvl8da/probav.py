@@ -218,8 +218,7 @@ class _Product:
 
     def read_dn(self, band: str, window=None) -> np.ndarray:
         """Raw int16 DN of a band in a window."""
-        rows, cols = _slices(window, self.shape)
-        return self.dataset(band_path(band))[rows, cols]
+        return self.read(band_path(band), window)
 
     def read_dn_all(self, window=None) -> np.ndarray:
         """(H, W, 4) raw DN of the four bands."""
@@ -281,7 +280,11 @@ class _Product:
         if name not in self.file:
             raise InputError(f"{self.path}: no dataset {name}")
         rows, cols = _slices(window, self.shape)
-        return self.dataset(name)[rows, cols]
+        try:
+            return self.dataset(name)[rows, cols]
+        except OSError as exc:
+            raise InputError(f"{self.path}: cannot read {name} rows {rows.start}:{rows.stop} ({exc}); "
+                             "truncated or corrupt file?") from exc
 
 
 def _not_finite(toa: np.ndarray) -> np.ndarray:
@@ -301,8 +304,7 @@ class ProbaVProduct(_Product):
 
     def read_sm(self, window=None) -> np.ndarray:
         """Raw uint16 SM status map."""
-        rows, cols = _slices(window, self.shape)
-        return self.dataset(SM_PATH)[rows, cols]
+        return self.read(SM_PATH, window)
 
     def status(self, window=None) -> StatusMap:
         """Decoded SM status map."""

@@ -241,3 +241,16 @@ def test_inference_all_refuses_two_products_for_one_destination(product, tmp_pat
     listing.write_text(f"{product}\n{twin}\n")
     with pytest.raises(InputError, match="would both be written to"):
         InferenceAll(products=str(listing), dest=str(tmp_path / "adapted")).requires()
+
+
+def test_read_error_mid_run_names_the_file(tmp_path):
+    from pvl8da.probav import ProbaVProduct
+
+    path = write_probav_product(tmp_path, shape=(600, 600), seed=3)
+    with h5py.File(path, "r") as f:
+        chunk = f["LEVEL2A/RADIOMETRY/NIR/TOA"].id.get_chunk_info(3)
+    data = bytearray(path.read_bytes())
+    data[chunk.byte_offset:chunk.byte_offset + 200] = bytes(b ^ 0xFF for b in data[chunk.byte_offset:chunk.byte_offset + 200])
+    path.write_bytes(bytes(data))
+    with ProbaVProduct(path) as product, pytest.raises(InputError, match=f"{path}: cannot read .*NIR/TOA.*corrupt"):
+        product.read_toa()
