@@ -14,9 +14,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pvl8da.fcd.models import build_unet
-from pvl8da.fcd.train_gan import FCDTrainer, GANConfig
-from pvl8da.fcd.train_unet import _train_step_fn
+from pvl8da.models.fcd import build_unet
+from pvl8da.training.fcd_gan import FCDTrainer, GANConfig
+from pvl8da.training.fcd_unet import _train_step_fn
 
 
 def _rate(fn, steps: int) -> float:

@@ -27,7 +27,7 @@ print(write_probav_product(sys.argv[1], shape=(size, size), seed=3, lat=45.0, lo
 INFER = """
 import json, resource, sys, time
 t0 = time.perf_counter()
-from pvl8da.inference import Tiling, infer_da
+from pvl8da.inference.products import Tiling, infer_da
 tile = int(sys.argv[5])
 t1 = time.perf_counter()
 infer_da(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], tiling=Tiling(tile=tile) if tile else None)

@@ -19,8 +19,8 @@ import pvl8da  # noqa: E402,F401  (first: it switches oneDNN on before TensorFlo
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from pvl8da import cyclegan as cg  # noqa: E402
-from pvl8da import models  # noqa: E402
+from pvl8da.training import cyclegan as cg  # noqa: E402
+from pvl8da.models import da as models  # noqa: E402
 
 
 def networks(config: cg.CycleGANConfig) -> cg.Networks:

@@ -24,12 +24,12 @@ from rasterio.windows import Window
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from pvl8da.atomic import atomic_outputs, require_free_space
+from pvl8da.storage.atomic import atomic_outputs, require_free_space
 from pvl8da.errors import InputError
-from pvl8da import provenance
-from pvl8da.hdf5 import hdf5_writer
-from pvl8da.landsat8 import Landsat8Scene, open_scene
-from pvl8da.probav import PV_BANDS, mapping_from_transform
+from pvl8da.storage import provenance
+from pvl8da.storage.hdf5 import hdf5_writer
+from pvl8da.sensors.landsat8 import Landsat8Scene, open_scene
+from pvl8da.sensors.probav import PV_BANDS, mapping_from_transform
 
 log = logging.getLogger(__name__)
 
@@ -337,7 +337,7 @@ def convert_scene(l8img: str | os.PathLike, outfolder: str | os.PathLike, resolu
                   progress: bool = True, record: dict | None = None, quicklook: bool = False) -> Path:
     """Convert a Landsat-8 scene folder into ``<outfolder>/<scene ID>_<resolution>.HDF5`` (with ``quicklook``,
     also ``<product>.png``), committed together at the end; ``record``: the provenance the product keeps
-    (:mod:`pvl8da.provenance`)."""
+    (:mod:`pvl8da.storage.provenance`)."""
     if resolution not in RESOLUTION_STEPS:
         raise InputError(f"unknown resolution {resolution!r}; expected one of {', '.join(RESOLUTION_STEPS)}")
     scene = open_scene(l8img, type_product)

@@ -25,13 +25,13 @@ from scipy.interpolate import RegularGridInterpolator
 from scipy.ndimage import zoom
 from scipy.stats import norm
 
-from pvl8da import quality
-from pvl8da.atomic import atomic_dir, atomic_path
-from pvl8da.hdf5 import hdf5_writer
+from pvl8da.sensors import quality
+from pvl8da.storage.atomic import atomic_dir, atomic_path
+from pvl8da.storage.hdf5 import hdf5_writer
 from pvl8da.conversion import BLUE_WEIGHTS, RESOLUTION_STEPS
-from pvl8da.landsat8 import BIOME_CLEAR, BIOME_CLOUD, BIOME_FILL, BIOME_SHADOW, BIOME_THIN
-from pvl8da.mtl import format_mtl
-from pvl8da.probav import PV_BANDS, mapping_from_transform
+from pvl8da.sensors.landsat8 import BIOME_CLEAR, BIOME_CLOUD, BIOME_FILL, BIOME_SHADOW, BIOME_THIN
+from pvl8da.sensors.mtl import format_mtl
+from pvl8da.sensors.probav import PV_BANDS, mapping_from_transform
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 command line's exit codes and log lines.
 
 A target counts as complete only when it exists and was made from exactly these parameters and files
-(:mod:`pvl8da.provenance`); one made differently stops the run with a message that names the difference
+(:mod:`pvl8da.storage.provenance`); one made differently stops the run with a message that names the difference
 and ``--overwrite``. Input errors that can be seen before running (``check_inputs``) are raised from
 ``complete()``: Luigi then reports a scheduling error and never runs, nor retries, the task.
 """
@@ -15,7 +15,7 @@ from typing import Any
 import luigi
 from luigi.task import flatten
 
-from pvl8da import provenance
+from pvl8da.storage import provenance
 from pvl8da.errors import InputError
 
 #: Exit status of ``python -m luigi --module tasks …`` unless the user's configuration sets its own

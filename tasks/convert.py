@@ -4,7 +4,7 @@ from pathlib import Path
 import luigi
 
 from pvl8da.conversion import RESOLUTION_STEPS, conversion_outputs, convert_scene, output_name
-from pvl8da.landsat8 import TYPE_PRODUCTS, open_scene, scene_id_of
+from pvl8da.sensors.landsat8 import TYPE_PRODUCTS, open_scene, scene_id_of
 from tasks.base import PVL8DATask
 from tasks.download import DownloadLandsat8
 

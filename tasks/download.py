@@ -6,7 +6,7 @@ from pathlib import Path
 import luigi
 from luigi.parameter import ParameterVisibility
 
-from pvl8da.download import BIOME_BASE_URL, MAX_ARCHIVE_BYTES, STAC_URL, download_scene
+from pvl8da.storage.download import BIOME_BASE_URL, MAX_ARCHIVE_BYTES, STAC_URL, download_scene
 
 
 class DownloadLandsat8(luigi.Task):

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 
 import luigi
 
-from pvl8da.atomic import atomic_dir
-from pvl8da.fcd.patches import prepare_biome_patches
+from pvl8da.storage.atomic import atomic_dir
+from pvl8da.datasets.biome_patches import prepare_biome_patches
 from pvl8da.synthetic import write_biome_dataset
 
 if TYPE_CHECKING:
-    from pvl8da.fcd.train_unet import UNetConfig
+    from pvl8da.training.fcd_unet import UNetConfig
 
 
 class SyntheticBiome(luigi.Task):
@@ -92,7 +92,7 @@ class TrainFCD(_FCDTask):
         return luigi.LocalTarget(self.path("fcd", "done.json"))
 
     def run(self):
-        from pvl8da.fcd.train_gan import GANConfig, train_fcd
+        from pvl8da.training.fcd_gan import GANConfig, train_fcd
 
         cfg = GANConfig(iterations=self.iterations, batch_size=self.batch_size, n_critic=self.n_critic, lr=self.lr,
                         width=self.width, n_res=self.n_res, d_width=self.d_width,
@@ -115,7 +115,7 @@ class GenerateFCDMasks(_FCDTask):
         return luigi.LocalTarget(self.path("fcd_masks"))
 
     def run(self):
-        from pvl8da.fcd.masks import generate_fcd_masks
+        from pvl8da.inference.fcd_masks import generate_fcd_masks
 
         generate_fcd_masks(self.input()["patches"].path, Path(self.input()["fcd"].path).parent, self.output().path,
                            self.sample_patches, self.seed, tile=self.tile or None)
@@ -136,14 +136,14 @@ class _UNetTask(_FCDTask):
         return luigi.LocalTarget(self.path(self.folder, "done.json"))
 
     def config(self, **extra) -> UNetConfig:
-        from pvl8da.fcd.train_unet import UNetConfig
+        from pvl8da.training.fcd_unet import UNetConfig
 
         return UNetConfig(iterations=self.iterations, batch_size=self.batch_size, lr=self.lr, width=self.width,
                           blocks=list(self.blocks), val_every=self.val_every, checkpoint_every=self.checkpoint_every,
                           log_every=min(100, self.val_every), seed=self.seed, **extra)
 
     def train(self, cfg: UNetConfig, targets: str | Path | None = None) -> None:
-        from pvl8da.fcd.train_unet import train_unet
+        from pvl8da.training.fcd_unet import train_unet
 
         patches = self.path("patches")
         train_unet(patches / "train.h5", patches / "val.h5", self.path(self.folder), cfg, targets, self.progress)
@@ -159,8 +159,8 @@ class TrainFCDPlus(_UNetTask):
         return {"patches": PrepareBiomePatches(**self.common()), "masks": GenerateFCDMasks(**self.common())}
 
     def run(self):
-        from pvl8da.atomic import load_json
-        from pvl8da.fcd.masks import PSEUDO, THRESHOLD
+        from pvl8da.storage.atomic import load_json
+        from pvl8da.inference.fcd_masks import PSEUDO, THRESHOLD
 
         masks = Path(self.input()["masks"].path)
         sample = load_json(masks / THRESHOLD)
@@ -180,8 +180,8 @@ class FineTuneFCDPlus(_UNetTask):
         return TrainFCDPlus(**self.common())
 
     def run(self):
-        from pvl8da.atomic import load_json
-        from pvl8da.fcd.train_unet import BEST as UNET_BEST
+        from pvl8da.storage.atomic import load_json
+        from pvl8da.training.fcd_unet import BEST as UNET_BEST
 
         plus = Path(self.input().path).parent
         cfg = self.config(keep_ratio=self.keep_ratio, freeze_encoder=True, init_weights=str(plus / UNET_BEST))
@@ -216,7 +216,7 @@ class EvaluateBiome(_FCDTask):
         return luigi.LocalTarget(self.path("evaluation"))
 
     def run(self):
-        from pvl8da.fcd.evaluate import evaluate_biome
+        from pvl8da.evaluation.biome import evaluate_biome
 
         unets = {k: Path(self.input()[k].path).parent for k in ("FCD+", "FCD+1%", "Supervised")}
         evaluate_biome(self.input()["patches"].path, self.input()["masks"].path, unets, self.output().path,

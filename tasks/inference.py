@@ -4,11 +4,11 @@ from pathlib import Path
 import luigi
 from luigi.parameter import ParameterVisibility
 
-from pvl8da import provenance
+from pvl8da.storage import provenance
 from pvl8da.errors import InputError
-from pvl8da.inference import check_paths, infer_clouds, infer_da, infer_outputs
-from pvl8da.probav import LandsatAsProbaVProduct, ProbaVProduct
-from pvl8da.published import BASE_URL_ENV, MANIFEST, PUBLISHED, is_published
+from pvl8da.inference.products import check_paths, infer_clouds, infer_da, infer_outputs
+from pvl8da.sensors.probav import LandsatAsProbaVProduct, ProbaVProduct
+from pvl8da.storage.published import BASE_URL_ENV, MANIFEST, PUBLISHED, is_published
 from tasks.base import PVL8DATask
 
 CLOUD_WEIGHTS = "checkpoints/cloud_detection.weights.h5"

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import luigi
 
-from pvl8da import cyclegan_config, pairs
-from pvl8da.atomic import atomic_path, load_json
-from pvl8da.evaluate_da import EvalItem, evaluate_da
+from pvl8da.training import cyclegan_config
+
+from pvl8da.datasets import pairs
+from pvl8da.storage.atomic import atomic_path, load_json
+from pvl8da.evaluation.da import EvalItem, evaluate_da
 from pvl8da.errors import InputError
-from pvl8da.published import PUBLISHED, resolve_weights
-from pvl8da.weights_manifest import record_sums
+from pvl8da.storage.published import PUBLISHED, resolve_weights
+from pvl8da.models.weights import record_sums
 from tasks.convert import ConvertPV
 from tasks.base import PVL8DATask
 from tasks.inference import require_weights, weights_base_url_parameter, weights_file
@@ -108,7 +110,7 @@ class TrainCloudDetector(luigi.Task):
         raise InputError("give --pairs-csv or --l8-folder")
 
     def run(self):
-        from pvl8da.train_cloud import CloudTrainConfig, train_cloud_detector
+        from pvl8da.training.cloud_unet import CloudTrainConfig, train_cloud_detector
 
         products = yield from _convert(self, self._scenes())
         config = CloudTrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
@@ -178,7 +180,7 @@ class TrainCycleGAN(PVL8DATask):
         return load_json(config).get("provenance") if config.is_file() else None
 
     def run(self):
-        from pvl8da.cyclegan import train_cyclegan
+        from pvl8da.training.cyclegan import train_cyclegan
 
         self.check_inputs()
         dataset = Path(self.dataset_folder) / pairs.DATASET_NAME

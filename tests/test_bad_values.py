@@ -11,10 +11,10 @@ import rasterio
 
 from pvl8da.conversion import convert_scene
 from pvl8da.errors import InputError
-from pvl8da.inference import infer_da
-from pvl8da.landsat8 import open_scene
-from pvl8da.models import build_cloud_unet, build_generator
-from pvl8da.probav import SM_PATH, LandsatAsProbaVProduct, ProbaVProduct, band_path, open_product
+from pvl8da.inference.products import infer_da
+from pvl8da.sensors.landsat8 import open_scene
+from pvl8da.models.da import build_cloud_unet, build_generator
+from pvl8da.sensors.probav import SM_PATH, LandsatAsProbaVProduct, ProbaVProduct, band_path, open_product
 from pvl8da.synthetic import write_landsat8_scene, write_probav_product
 
 #: (row, col) of the pixels given NaN, +inf and -inf.

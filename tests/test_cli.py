@@ -73,7 +73,7 @@ from luigi.task_register import Register
 
 import tasks  # noqa: F401  (registers every task, as --module tasks does)
 from fake_http import FakeServer
-from pvl8da.pairs import write_synthetic_pairs
+from pvl8da.datasets.pairs import write_synthetic_pairs
 from pvl8da.synthetic import write_landsat8_scene, write_probav_product
 from test_batch_luigid import luigid  # noqa: F401  (fixture: a luigid on a free loopback port)
 
@@ -487,7 +487,7 @@ def test_convert_pv_downloads_the_scene(server, tmp_path, config, biome_archive_
 
 
 def test_generate_synthetic_landsat8(tmp_path, config):
-    from pvl8da.landsat8 import open_scene
+    from pvl8da.sensors.landsat8 import open_scene
 
     proc = luigi_cli("GenerateSyntheticScene", "--local-scheduler", "--kind", "landsat8", "--rows", "1024",
                      "--cols", "1024", "--seed", "3", "--lat", "-33.9", "--lon", "18.4", "--collection", "2",
@@ -599,7 +599,7 @@ def read_evaluation(folder: Path) -> dict[str, dict]:
 
 
 def test_evaluate_da_pairs(chain, config, pairs, generator):
-    from pvl8da import evaluate_da
+    from pvl8da.evaluation import da as evaluate_da
 
     dagans = json.dumps({"full": str(generator[1])})
     proc = luigi_cli("EvaluateDA", "--local-scheduler", "--pairs-csv", pairs["test"], "--dagans", dagans,
@@ -613,7 +613,7 @@ def test_evaluate_da_pairs(chain, config, pairs, generator):
 
 
 def test_evaluate_da_pv_folder(chain, config, pairs):
-    from pvl8da import evaluate_da
+    from pvl8da.evaluation import da as evaluate_da
 
     products = pairs["test"].parent / "probav"
     proc = luigi_cli("EvaluateDA", "--local-scheduler", "--pv-folder", products, "--out-folder",

@@ -8,8 +8,8 @@ import pytest
 
 from pvl8da.conversion import convert_scene, downscale_scene, psf_kernel_1d
 from pvl8da.errors import InputError
-from pvl8da.landsat8 import open_scene
-from pvl8da.probav import PV_BANDS, transform_from_mapping
+from pvl8da.sensors.landsat8 import open_scene
+from pvl8da.sensors.probav import PV_BANDS, transform_from_mapping
 from pvl8da.synthetic import write_landsat8_scene
 from tasks.convert import ConvertPV
 from tasks.synthetic import GenerateSyntheticScene

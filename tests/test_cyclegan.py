@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pvl8da import cyclegan as cg
+from pvl8da.training import cyclegan as cg
 from pvl8da.errors import InputError
 
 
@@ -93,7 +93,7 @@ def test_r1_penalty_is_per_sample_mean():
 def test_discriminator_sees_real_and_fake_in_one_batch():
     # With batch normalisation in training mode, separate calls would map a batch and the same batch
     # shifted by a constant to identical logits; one shared call keeps the shift visible.
-    from pvl8da.models import build_discriminator
+    from pvl8da.models.da import build_discriminator
 
     disc = build_discriminator(df=4)
     real = tf.random.uniform((4, 32, 32, 4), 0.1, 0.4, seed=3)

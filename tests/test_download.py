@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 
 from fake_http import FakeServer
-from pvl8da import download
-from pvl8da.download import DownloadError, NotFoundError, RetryPolicy
+from pvl8da.storage import download
+from pvl8da.storage.download import DownloadError, NotFoundError, RetryPolicy
 from pvl8da.errors import InputError
-from pvl8da.landsat8 import open_scene
+from pvl8da.sensors.landsat8 import open_scene
 from pvl8da.synthetic import write_landsat8_scene
 
 SCENE = "LC81390292014135LGN00"

@@ -15,8 +15,8 @@ import h5py
 import luigi
 import pytest
 
-from pvl8da import atomic
-from pvl8da.cyclegan_config import CycleGANConfig, output_paths
+from pvl8da.storage import atomic
+from pvl8da.training.cyclegan_config import CycleGANConfig, output_paths
 from pvl8da.errors import InputError
 from pvl8da.synthetic import write_landsat8_scene, write_probav_product
 from tasks.base import OutputMadeDifferently
@@ -66,7 +66,7 @@ def _build(task) -> bool:
 def test_outputs_made_differently_are_refused_then_overwritten(product, tmp_path):
     import keras
 
-    from pvl8da.models import build_cloud_unet
+    from pvl8da.models.da import build_cloud_unet
 
     weights = tmp_path / "unet.weights.h5"
     weights.write_bytes(CLOUD.read_bytes())
@@ -103,7 +103,7 @@ def test_conversion_of_another_type_is_not_taken_for_done(tmp_path):
 
 
 def test_cyclegan_run_resumes_only_with_its_own_settings(tmp_path):
-    from pvl8da.cyclegan import check_resumable, discard_run
+    from pvl8da.training.cyclegan import check_resumable, discard_run
 
     config = CycleGANConfig(suffix="s", epochs=6, lr=5e-4)
     paths = output_paths(tmp_path, config)
@@ -189,7 +189,7 @@ def test_scene_folder_permissions_follow_the_umask(tmp_path):
 FULL_DISK = textwrap.dedent("""
     import errno, resource, signal, sys
     from pathlib import Path
-    import pvl8da.inference as inference
+    import pvl8da.inference.products as inference
     dest = Path(sys.argv[2])
     if sys.argv[3] == "rlimit":  # no tmpfs: a file-size limit fails the writes the same way
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -244,7 +244,7 @@ def test_inference_all_refuses_two_products_for_one_destination(product, tmp_pat
 
 
 def test_read_error_mid_run_names_the_file(tmp_path):
-    from pvl8da.probav import ProbaVProduct
+    from pvl8da.sensors.probav import ProbaVProduct
 
     path = write_probav_product(tmp_path, shape=(600, 600), seed=3)
     with h5py.File(path, "r") as f:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pvl8da.fcd import losses
+from pvl8da.training import fcd_losses as losses
 
 LN2 = math.log(2.0)
 

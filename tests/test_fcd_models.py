@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pvl8da.fcd.models import build_discriminator, build_generator, build_unet, set_encoder_trainable
+from pvl8da.models.fcd import build_discriminator, build_generator, build_unet, set_encoder_trainable
 
 
 def test_generator_keeps_fill_and_range():

@@ -10,8 +10,8 @@ import pytest
 import rasterio
 
 from pvl8da.errors import InputError
-from pvl8da.fcd.patches import prepare_biome_patches, read_assignment
-from pvl8da.fcd.scenes import find_scenes
+from pvl8da.datasets.biome_patches import prepare_biome_patches, read_assignment
+from pvl8da.datasets.biome_scenes import find_scenes
 from pvl8da.synthetic import write_biome_dataset
 
 

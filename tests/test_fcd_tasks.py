@@ -12,11 +12,11 @@ import pytest
 import rasterio
 
 from pvl8da.errors import InputError
-from pvl8da.fcd.calibration import labelled_sample, sample_threshold
-from pvl8da.fcd.data import PatchData
-from pvl8da.fcd.metrics import confusion, scores
-from pvl8da.fcd.train_gan import FCDTrainer, GANConfig, train_fcd
-from pvl8da.fcd.train_unet import cloud_probability, load_unet
+from pvl8da.evaluation.calibration import labelled_sample, sample_threshold
+from pvl8da.datasets.patch_data import PatchData
+from pvl8da.evaluation.fcd_metrics import confusion, scores
+from pvl8da.training.fcd_gan import FCDTrainer, GANConfig, train_fcd
+from pvl8da.training.fcd_unet import cloud_probability, load_unet
 from pvl8da.synthetic import write_biome_dataset
 from tasks.fcd import (EvaluateBiome, FineTuneFCDPlus, GenerateFCDMasks, PrepareBiomePatches, RunFCDPaper,
                        TrainFCD, TrainFCDPlus, TrainSupervised)

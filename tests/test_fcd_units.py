@@ -8,12 +8,12 @@ import pytest
 from rasterio.windows import Window
 
 from pvl8da.errors import InputError
-from pvl8da.fcd.metrics import Confusion, best_threshold, scores
-from pvl8da.fcd.patches import split_counts, split_scenes
-from pvl8da.fcd.scenes import SceneRef, scale_dn
-from pvl8da.fcd.tiling import predict_tiled
-from pvl8da.fcd.train_gan import linear_decay
-from pvl8da.fcd.train_unet import kept_patches
+from pvl8da.evaluation.fcd_metrics import Confusion, best_threshold, scores
+from pvl8da.datasets.biome_patches import split_counts, split_scenes
+from pvl8da.datasets.biome_scenes import SceneRef, scale_dn
+from pvl8da.inference.fcd_tiling import predict_tiled
+from pvl8da.training.fcd_gan import linear_decay
+from pvl8da.training.fcd_unet import kept_patches
 
 
 def _f1(pred, truth):

@@ -14,8 +14,8 @@ import pytest
 import rasterio
 
 from pvl8da.errors import InputError
-from pvl8da.inference import HALO, Tiling, fitted_tile, infer_clouds, infer_da, read_padded
-from pvl8da.probav import PV_BANDS, ProbaVProduct, band_path
+from pvl8da.inference.products import HALO, Tiling, fitted_tile, infer_clouds, infer_da, read_padded
+from pvl8da.sensors.probav import PV_BANDS, ProbaVProduct, band_path
 from tasks.inference import InferenceDA
 from test_probav import write_pv
 
@@ -93,8 +93,8 @@ def test_tile_size_does_not_matter(golden_run, weights, tmp_path):
 
 def test_predict_window_matches_the_written_product(golden_run, weights):
     """EvaluateDA's in-memory prediction scores exactly what InferenceDA writes."""
-    from pvl8da.evaluate_da import predict_product_window
-    from pvl8da.inference import TilePredictor, load_models
+    from pvl8da.evaluation.da import predict_product_window
+    from pvl8da.inference.products import TilePredictor, load_models
 
     src, outputs = golden_run
     window = (slice(100, 420), slice(230, 530))  # not on the 4-pixel grid, and without its context
@@ -130,7 +130,7 @@ def test_fitted_tile_feeds_the_fewest_padded_pixels(shape, max_tile, expected):
 
 
 def test_inference_process_runs_one_inter_op_thread():
-    code = ("from pvl8da.inference import single_inter_op_thread; single_inter_op_thread(); "
+    code = ("from pvl8da.inference.products import single_inter_op_thread; single_inter_op_thread(); "
             "import tensorflow as tf; tf.constant(1.0) + 1.0; "
             "print(tf.config.threading.get_inter_op_parallelism_threads())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -192,7 +192,7 @@ def test_task_missing_weights_message_and_run(tmp_path, weights):
 
 
 def test_tiles_without_valid_pixels_skip_the_networks():
-    from pvl8da.inference import _predict_valid_tiles
+    from pvl8da.inference.products import _predict_valid_tiles
 
     seen = []
 

@@ -9,7 +9,7 @@ from rasterio.windows import Window
 
 from pvl8da.conversion import convert_scene
 from pvl8da.errors import InputError
-from pvl8da.landsat8 import open_scene
+from pvl8da.sensors.landsat8 import open_scene
 from pvl8da.synthetic import write_landsat8_scene
 
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from pvl8da.metrics import Confusion, confusion, scores
+from pvl8da.evaluation.metrics import Confusion, confusion, scores
 
 
 def test_confusion_counts_only_valid_pixels():

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from pvl8da.errors import InputError
-from pvl8da.models import (BatchNormalization, InstanceNormalization, build_cloud_unet, build_discriminator,
+from pvl8da.models.da import (BatchNormalization, InstanceNormalization, build_cloud_unet, build_discriminator,
                            build_generator, folded_graph, load_weights_checked)
 
 

@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from pvl8da.errors import InputError
-from pvl8da.mtl import MTL, format_mtl, parse_mtl, parse_mtl_text
+from pvl8da.sensors.mtl import MTL, format_mtl, parse_mtl, parse_mtl_text
 
 C2_TEXT = """GROUP = LANDSAT_METADATA_FILE
   GROUP = PRODUCT_CONTENTS

@@ -7,9 +7,9 @@ import h5py
 import numpy as np
 import pytest
 
-from pvl8da import pairs
+from pvl8da.datasets import pairs
 from pvl8da.errors import InputError
-from pvl8da.probav import ProbaVProduct
+from pvl8da.sensors.probav import ProbaVProduct
 
 WHEN = dt.datetime(2016, 5, 20, 10, 30, tzinfo=dt.timezone.utc)
 

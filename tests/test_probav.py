@@ -11,7 +11,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 from pvl8da.errors import InputError
-from pvl8da.probav import (PV_BANDS, SM_PATH, LandsatAsProbaVProduct, ProbaVProduct, band_path, decode_sm,
+from pvl8da.sensors.probav import (PV_BANDS, SM_PATH, LandsatAsProbaVProduct, ProbaVProduct, band_path, decode_sm,
                            encode_sm, mapping_from_transform, open_product, transform_from_mapping)
 
 TRANSFORM = Affine(1 / 336, 0.0, 2.5, 0.0, -1 / 336, 45.0)

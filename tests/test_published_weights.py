@@ -12,10 +12,10 @@ import h5py
 import numpy as np
 import pytest
 
-from pvl8da import published
-from pvl8da.download import RetryPolicy
+from pvl8da.storage import published
+from pvl8da.storage.download import RetryPolicy
 from pvl8da.errors import InputError
-from pvl8da.published import MANIFEST, PublishedFile, PublishedWeightsError, resolve_weights
+from pvl8da.storage.published import MANIFEST, PublishedFile, PublishedWeightsError, resolve_weights
 from pvl8da.synthetic import write_probav_product
 from tasks.inference import require_weights
 

@@ -10,12 +10,12 @@ import pytest
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 
-from pvl8da import quality
+from pvl8da.sensors import quality
 from pvl8da.conversion import convert_scene
 from pvl8da.errors import InputError
-from pvl8da.landsat8 import (CLOUD38_PATCH_BANDS, brightness_temperature, open_scene, read_38cloud_patch,
+from pvl8da.sensors.landsat8 import (CLOUD38_PATCH_BANDS, brightness_temperature, open_scene, read_38cloud_patch,
                              toa_reflectance)
-from pvl8da.mtl import MTL
+from pvl8da.sensors.mtl import MTL
 
 C1_SCENE = "LC08_L1TP_016037_20170813_20170814_01_RT"
 PEER_C1 = "LC08_L1TP_193024_20200509_20200509_01_RT"

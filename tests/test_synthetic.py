@@ -6,8 +6,8 @@ import numpy as np
 import rasterio
 
 from pvl8da.conversion import convert_scene
-from pvl8da.landsat8 import open_scene
-from pvl8da.probav import PV_BANDS, transform_from_mapping
+from pvl8da.sensors.landsat8 import open_scene
+from pvl8da.sensors.probav import PV_BANDS, transform_from_mapping
 from pvl8da.synthetic import PV_GAIN, write_biome_dataset, write_landsat8_scene, write_probav_product
 
 WHEN = dt.datetime(2016, 7, 1, 10, 30, tzinfo=dt.timezone.utc)

@@ -8,9 +8,9 @@ import luigi
 import numpy as np
 import pytest
 
-from pvl8da import evaluate_da
+from pvl8da.evaluation import da as evaluate_da
 from pvl8da.errors import InputError
-from pvl8da.metrics import METRIC_NAMES
+from pvl8da.evaluation.metrics import METRIC_NAMES
 from tasks.training import ABLATIONS, EvaluateDA, TrainAllCycleGAN, TrainCycleGAN, TrainDefaultModels
 
 

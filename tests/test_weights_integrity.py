@@ -9,11 +9,11 @@ import h5py
 import numpy as np
 import pytest
 
-from pvl8da.download import file_digest
+from pvl8da.storage.download import file_digest
 from pvl8da.errors import InputError
-from pvl8da.models import MAX_ABS_WEIGHT, build_cloud_unet, build_generator, load_weights_checked
-from pvl8da.published import MANIFEST
-from pvl8da.weights_manifest import SUMS_FILE, read_sums, record_sums
+from pvl8da.models.da import MAX_ABS_WEIGHT, build_cloud_unet, build_generator, load_weights_checked
+from pvl8da.storage.published import MANIFEST
+from pvl8da.models.weights import SUMS_FILE, read_sums, record_sums
 
 REPO = Path(__file__).resolve().parents[1]
 CHECKPOINTS = REPO / "checkpoints"

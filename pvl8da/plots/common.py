@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pvl8da.atomic import atomic_path  # noqa: E402
+from pvl8da.storage.atomic import atomic_path  # noqa: E402
 
 
 def stretch(rgb: np.ndarray, valid: np.ndarray | None = None, percentiles=(2, 98)) -> np.ndarray:

@@ -8,9 +8,9 @@ import h5py
 import matplotlib.pyplot as plt
 import numpy as np
 
-from pvl8da.landsat8 import Landsat8Scene
+from pvl8da.sensors.landsat8 import Landsat8Scene
 from pvl8da.plots.common import save_figure, stretch
-from pvl8da.probav import PV_BANDS
+from pvl8da.sensors.probav import PV_BANDS
 
 MAX_SIDE = 1000
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pvl8da.plots.common import plt, save_figure, stretch
-from pvl8da.probav import PV_BANDS
+from pvl8da.sensors.probav import PV_BANDS
 
 #: False-colour composite (R, G, B) = (NIR, RED, BLUE).
 FALSE_COLOUR = tuple(PV_BANDS.index(b) for b in ("NIR", "RED", "BLUE"))

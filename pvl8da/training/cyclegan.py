@@ -22,8 +22,8 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 from tqdm import tqdm
 
-from pvl8da.atomic import atomic_path, load_json, save_json_atomic, save_weights_atomic
-from pvl8da.cyclegan_config import CycleGANConfig, output_paths
+from pvl8da.storage.atomic import atomic_path, load_json, save_json_atomic, save_weights_atomic
+from pvl8da.training.cyclegan_config import CycleGANConfig, output_paths
 from pvl8da.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -155,8 +155,8 @@ def check_cloud_weights(path: str | os.PathLike | None) -> Path:
 
 
 def build_networks(config: CycleGANConfig, cloud_weights: str | os.PathLike) -> Networks:
-    """The SPEC §4 architectures (``pvl8da.models``) with the frozen cloud U-Net loaded from ``cloud_weights``."""
-    from pvl8da import models
+    """The SPEC §4 architectures (``pvl8da.models.da``) with the frozen cloud U-Net loaded from ``cloud_weights``."""
+    from pvl8da.models import da as models
 
     cloud = models.build_cloud_unet()
     models.load_weights_checked(cloud, check_cloud_weights(cloud_weights))

@@ -23,12 +23,12 @@ import rasterio
 import rasterio.shutil
 from tqdm import tqdm
 
-from pvl8da import provenance
-from pvl8da.atomic import atomic_outputs, require_free_space, scratch_dir
+from pvl8da.storage import provenance
+from pvl8da.storage.atomic import atomic_outputs, require_free_space, scratch_dir
 from pvl8da.errors import InputError
-from pvl8da.hdf5 import hdf5_writer
-from pvl8da.probav import PV_BANDS, LandsatAsProbaVProduct, ProbaVProduct, band_path, copy_product
-from pvl8da.published import resolve_weights
+from pvl8da.storage.hdf5 import hdf5_writer
+from pvl8da.sensors.probav import PV_BANDS, LandsatAsProbaVProduct, ProbaVProduct, band_path, copy_product
+from pvl8da.storage.published import resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class TilePredictor:
                  scale: tuple[float, ...] | None = None, offset: tuple[float, ...] | None = None):
         import tensorflow as tf
 
-        from pvl8da.models import InstanceNormalization, folded_graph
+        from pvl8da.models.da import InstanceNormalization, folded_graph
 
         self.tiling = tiling or default_tiling()
         size = self.tiling.size
@@ -228,7 +228,7 @@ def single_inter_op_thread() -> None:
 
 def load_models(unet_weights: str | Path, generator_weights: str | Path | None = None):
     """The cloud U-Net and (optionally) the PV → LU generator with checked weights."""
-    from pvl8da.models import build_cloud_unet, build_generator, load_weights_checked
+    from pvl8da.models.da import build_cloud_unet, build_generator, load_weights_checked
 
     single_inter_op_thread()
 
@@ -320,8 +320,8 @@ def run_inference(src_path: str | Path, dest: str | Path, unet_weights: str | Pa
     probability (``CM_PVDAGANS`` when adapting, else ``CM_UNET``), the mask COG and, for Proba-V
     products, a quicklook PNG. The input is never modified; outputs appear only on success.
     Either weights may be ``"published"``: the paper's file, fetched into the user's cache from
-    ``weights_base_url`` (see :mod:`pvl8da.published`). ``record``: the provenance the product keeps
-    (:mod:`pvl8da.provenance`). All outputs are committed together at the end.
+    ``weights_base_url`` (see :mod:`pvl8da.storage.published`). ``record``: the provenance the product keeps
+    (:mod:`pvl8da.storage.provenance`). All outputs are committed together at the end.
     """
     src_path, dest = Path(src_path), Path(dest)
     unet_weights = resolve_weights(unet_weights, "cloud_detection", base_url=weights_base_url)

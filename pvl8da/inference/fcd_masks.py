@@ -7,15 +7,15 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from pvl8da.atomic import atomic_dir, save_json_atomic
-from pvl8da.hdf5 import hdf5_writer
-from pvl8da.fcd.data import PatchData
-from pvl8da.fcd.calibration import sample_threshold
-from pvl8da.fcd.patches import ASSIGNMENT, read_assignment
-from pvl8da.fcd.scenes import valid_pixels
-from pvl8da.fcd.tiling import predict_tiled, scene_reader, write_mask_geotiff
-from pvl8da.fcd.train_gan import cloud_map, load_generator
-from pvl8da.landsat8 import open_scene
+from pvl8da.storage.atomic import atomic_dir, save_json_atomic
+from pvl8da.storage.hdf5 import hdf5_writer
+from pvl8da.datasets.patch_data import PatchData
+from pvl8da.evaluation.calibration import sample_threshold
+from pvl8da.datasets.biome_patches import ASSIGNMENT, read_assignment
+from pvl8da.datasets.biome_scenes import valid_pixels
+from pvl8da.inference.fcd_tiling import predict_tiled, scene_reader, write_mask_geotiff
+from pvl8da.training.fcd_gan import cloud_map, load_generator
+from pvl8da.sensors.landsat8 import open_scene
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 One manifest, two sources, each declared once: ``SHA256SUMS`` (``sha256sum`` format) in a weights folder lists
 the files of that folder (``checkpoints/SHA256SUMS``: the committed checkpoints), and
-:data:`pvl8da.published.MANIFEST` holds the sums of the paper's files (``cloud_detection_l8.hdf5``,
+:data:`pvl8da.storage.published.MANIFEST` holds the sums of the paper's files (``cloud_detection_l8.hdf5``,
 ``full.hdf5``) wherever they lie. Whoever writes a weights file into a folder with a ``SHA256SUMS`` records its
 new sum there with :func:`record_sums`; a file no manifest lists is not checksummed.
 """
@@ -14,10 +14,10 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-from pvl8da.atomic import atomic_path
-from pvl8da.download import file_digest
+from pvl8da.storage.atomic import atomic_path
+from pvl8da.storage.download import file_digest
 from pvl8da.errors import InputError
-from pvl8da.published import MANIFEST
+from pvl8da.storage.published import MANIFEST
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def verify_sha256(path: str | os.PathLike) -> bool:
     if actual != sha256:
         if where.endswith(SUMS_FILE):
             fix = (f"if it was replaced on purpose, record its new sum in {where} "
-                   "(pvl8da.weights_manifest.record_sums)")
+                   "(pvl8da.models.weights.record_sums)")
         else:
             fix = "delete it and use 'published' to fetch it again, or give another model another file name"
         raise InputError(f"{path}: corrupt or replaced weights file: SHA-256 {actual}, expected {sha256} "

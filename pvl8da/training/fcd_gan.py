@@ -11,13 +11,15 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from pvl8da.fcd import losses, tensorboard
-from pvl8da.fcd.calibration import score_samples
-from pvl8da.fcd.data import PatchData
-from pvl8da.atomic import load_json, save_json_atomic, save_weights_atomic
-from pvl8da.fcd.metrics import best_threshold
-from pvl8da.fcd.models import build_discriminator, build_generator
-from pvl8da.fcd.scenes import RGB
+from pvl8da.training import fcd_losses as losses
+
+from pvl8da.training import summaries as tensorboard
+from pvl8da.evaluation.calibration import score_samples
+from pvl8da.datasets.patch_data import PatchData
+from pvl8da.storage.atomic import load_json, save_json_atomic, save_weights_atomic
+from pvl8da.evaluation.fcd_metrics import best_threshold
+from pvl8da.models.fcd import build_discriminator, build_generator
+from pvl8da.datasets.biome_scenes import RGB
 
 log = logging.getLogger(__name__)
 

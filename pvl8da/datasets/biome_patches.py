@@ -10,11 +10,11 @@ import h5py
 import numpy as np
 from rasterio.windows import Window
 
-from pvl8da.atomic import atomic_dir
-from pvl8da.hdf5 import close_safely
+from pvl8da.storage.atomic import atomic_dir
+from pvl8da.storage.hdf5 import close_safely
 from pvl8da.errors import InputError
-from pvl8da.fcd.scenes import BANDS, RGB, SceneRef, find_scenes, read_stack
-from pvl8da.landsat8 import BIOME_CLOUD, BIOME_FILL, BIOME_THIN
+from pvl8da.datasets.biome_scenes import BANDS, RGB, SceneRef, find_scenes, read_stack
+from pvl8da.sensors.landsat8 import BIOME_CLOUD, BIOME_FILL, BIOME_THIN
 
 log = logging.getLogger(__name__)
 

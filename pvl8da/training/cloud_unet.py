@@ -17,12 +17,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pvl8da.atomic import atomic_path
-from pvl8da.atomic import save_weights_atomic
-from pvl8da.cyclegan import d4_transform, recalibrate_batchnorm
+from pvl8da.storage.atomic import atomic_path
+from pvl8da.storage.atomic import save_weights_atomic
+from pvl8da.training.cyclegan import d4_transform, recalibrate_batchnorm
 from pvl8da.errors import InputError
-from pvl8da.metrics import confusion, scores
-from pvl8da.probav import LandsatAsProbaVProduct
+from pvl8da.evaluation.metrics import confusion, scores
+from pvl8da.sensors.probav import LandsatAsProbaVProduct
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def train_cloud_detector(products: list[str | os.PathLike], out_weights: str | o
 
     Returns the metrics summary (best epoch, validation scores, scenes used).
     """
-    from pvl8da import models
+    from pvl8da.models import da as models
 
     out_weights = Path(out_weights)
     if not out_weights.name.endswith(".weights.h5"):

@@ -37,7 +37,7 @@ from typing import IO, Callable, Iterator, Mapping, Sequence, TypeVar
 
 from tqdm import tqdm
 
-from pvl8da.atomic import atomic_dir, atomic_path
+from pvl8da.storage.atomic import atomic_dir, atomic_path
 from pvl8da.errors import InputError, PVL8DAError
 
 log = logging.getLogger(__name__)

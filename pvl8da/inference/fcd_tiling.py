@@ -8,9 +8,9 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from pvl8da.atomic import atomic_path
-from pvl8da.fcd.scenes import read_stack, scale_dn
-from pvl8da.landsat8 import Landsat8Scene
+from pvl8da.storage.atomic import atomic_path
+from pvl8da.datasets.biome_scenes import read_stack, scale_dn
+from pvl8da.sensors.landsat8 import Landsat8Scene
 
 NODATA = 255
 

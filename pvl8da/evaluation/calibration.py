@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from pvl8da.errors import InputError
-from pvl8da.fcd.data import PatchData
-from pvl8da.fcd.metrics import best_threshold
+from pvl8da.datasets.patch_data import PatchData
+from pvl8da.evaluation.fcd_metrics import best_threshold
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
 """Maps a batch ``x`` (B, P, P, 10) to per-pixel scores (B, P, P); higher means cloudier."""

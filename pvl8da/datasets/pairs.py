@@ -22,10 +22,10 @@ import rasterio.warp
 from rasterio.enums import Resampling
 from rasterio.windows import from_bounds
 
-from pvl8da.atomic import atomic_path
-from pvl8da.hdf5 import hdf5_writer
+from pvl8da.storage.atomic import atomic_path
+from pvl8da.storage.hdf5 import hdf5_writer
 from pvl8da.errors import InputError
-from pvl8da.probav import CRS, LANDSAT_CLOUDS, PV_BANDS, LandsatAsProbaVProduct, ProbaVProduct
+from pvl8da.sensors.probav import CRS, LANDSAT_CLOUDS, PV_BANDS, LandsatAsProbaVProduct, ProbaVProduct
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def discover_pairs(pv_folder: str | os.PathLike, l8_folder: str | os.PathLike,
                    window: dt.timedelta = DEFAULT_WINDOW, type_product: str = "biome") -> list[Pair]:
     """Pairs of ``PROBAV_L2A_*.HDF5`` products and Landsat-8 scene folders whose footprints overlap and
     whose acquisitions are within ``window``; each scene goes with its closest Proba-V product in time."""
-    from pvl8da.landsat8 import open_scene
+    from pvl8da.sensors.landsat8 import open_scene
 
     pv_folder, l8_folder = Path(pv_folder), Path(l8_folder)
     products = []

@@ -7,8 +7,8 @@ import h5py
 import numpy as np
 
 from pvl8da.errors import InputError
-from pvl8da.fcd.scenes import scale_dn
-from pvl8da.landsat8 import BIOME_FILL, BIOME_THIN
+from pvl8da.datasets.biome_scenes import scale_dn
+from pvl8da.sensors.landsat8 import BIOME_FILL, BIOME_THIN
 
 IN_MEMORY_BYTES = 2 << 30
 

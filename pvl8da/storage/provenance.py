@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import h5py
 
-from pvl8da.download import file_digest
+from pvl8da.storage.download import file_digest
 
 ATTRIBUTE = "pvl8da_provenance"
 #: A file given by its known digest instead of a path (e.g. published weights not downloaded yet).

@@ -8,7 +8,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from pvl8da.errors import InputError
-from pvl8da.landsat8 import BIOME_FILL, BiomeScene, Landsat8Scene, open_scene
+from pvl8da.sensors.landsat8 import BIOME_FILL, BiomeScene, Landsat8Scene, open_scene
 
 BANDS = (1, 2, 3, 4, 5, 6, 7, 9, 10, 11)
 RGB = (BANDS.index(4), BANDS.index(3), BANDS.index(2))

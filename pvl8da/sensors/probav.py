@@ -19,7 +19,7 @@ import numpy as np
 from affine import Affine
 
 from pvl8da.errors import InputError
-from pvl8da.hdf5 import close_safely
+from pvl8da.storage.hdf5 import close_safely
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ class _Product:
 
     def close(self, failed: bool = False) -> None:
         """Close the HDF5 file; a product being written is flushed first, or emptied if ``failed`` (a full
-        disk must not crash the process: :mod:`pvl8da.hdf5`)."""
+        disk must not crash the process: :mod:`pvl8da.storage.hdf5`)."""
         if self.file.id.valid and self.file.mode == "r":
             self._datasets.clear()
             self.file.close()

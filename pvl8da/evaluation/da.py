@@ -4,7 +4,7 @@ Methods compared per product and overall (pixels pooled): the operational SM clo
 U-Net on the raw Proba-V bands, and the U-Net on the bands adapted by each PV -> LU generator.
 Reference masks come from a GeoTIFF (0 clear, 1 cloud, 255 or the file's nodata: no data) on any
 grid, or from a labelled Landsat-as-Proba-V product (``CM_RESAMPLED`` binarised at 0.5) of a
-co-located scene. Scores (``pvl8da.metrics``) go to a CSV, a Markdown table and a bar chart.
+co-located scene. Scores (``pvl8da.evaluation.metrics``) go to a CSV, a Markdown table and a bar chart.
 """
 from __future__ import annotations
 
@@ -21,13 +21,13 @@ import rasterio
 import rasterio.warp
 from rasterio.enums import Resampling
 
-from pvl8da.atomic import atomic_path
+from pvl8da.storage.atomic import atomic_path
 from pvl8da.errors import InputError
-from pvl8da.inference import TilePredictor, predict_window
-from pvl8da.metrics import METRIC_NAMES, Confusion, confusion, scores
-from pvl8da.pairs import coregister
-from pvl8da.probav import CRS, PV_BANDS, LandsatAsProbaVProduct, ProbaVProduct
-from pvl8da.published import resolve_weights
+from pvl8da.inference.products import TilePredictor, predict_window
+from pvl8da.evaluation.metrics import METRIC_NAMES, Confusion, confusion, scores
+from pvl8da.datasets.pairs import coregister
+from pvl8da.sensors.probav import CRS, PV_BANDS, LandsatAsProbaVProduct, ProbaVProduct
+from pvl8da.storage.published import resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +172,8 @@ def generator_settings(weights: str | os.PathLike) -> dict:
 def load_models(cloud_weights: str | os.PathLike, dagans: dict[str, str | os.PathLike],
                 weights_base_url: str | None = None):
     """The cloud U-Net and the named PV -> LU generators; any weights may be ``"published"``
-    (:mod:`pvl8da.published`, fetched from ``weights_base_url``)."""
-    from pvl8da import models
+    (:mod:`pvl8da.storage.published`, fetched from ``weights_base_url``)."""
+    from pvl8da.models import da as models
 
     cloud_weights = resolve_weights(cloud_weights, "cloud_detection", base_url=weights_base_url)
     dagans = {name: resolve_weights(path, "dagans", base_url=weights_base_url) for name, path in dagans.items()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from pvl8da.errors import InputError
-from pvl8da.metrics import Confusion, confusion, ratio
+from pvl8da.evaluation.metrics import Confusion, confusion, ratio
 
 SCORE_NAMES = ("accuracy", "f1_clear", "f1_cloud", "f1_mean", "iou_clear", "iou_cloud", "iou_mean")
 

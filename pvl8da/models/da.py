@@ -14,9 +14,9 @@ import keras
 import numpy as np
 from keras import layers
 
-from pvl8da.cyclegan_config import NORMTYPES
+from pvl8da.training.cyclegan_config import NORMTYPES
 from pvl8da.errors import InputError
-from pvl8da.weights_manifest import verify_sha256
+from pvl8da.models.weights import verify_sha256
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ def load_weights_checked(model: keras.Model, path: str | Path) -> keras.Model:
     """Load weights (Keras 2 ``.hdf5``/``.h5`` or Keras 3 ``.weights.h5``/``.keras``) into ``model``.
 
     Raises InputError naming the file and what is wrong: a SHA-256 other than its manifest's
-    (:mod:`pvl8da.weights_manifest`), weights of another architecture (the first mismatching layer) or
+    (:mod:`pvl8da.models.weights`), weights of another architecture (the first mismatching layer) or
     implausible values (:func:`check_weight_values`).
     """
     path = Path(path)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers, ops
 
-from pvl8da.models import BatchNormalization
+from pvl8da.models.da import BatchNormalization
 
 N_BANDS = 10
 

@@ -14,15 +14,15 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
 
-from pvl8da.atomic import atomic_dir  # noqa: E402
+from pvl8da.storage.atomic import atomic_dir  # noqa: E402
 from pvl8da.errors import InputError  # noqa: E402
-from pvl8da.atomic import save_json_atomic  # noqa: E402
-from pvl8da.fcd.metrics import SCORE_NAMES, Confusion, confusion, scores  # noqa: E402
-from pvl8da.fcd.patches import ASSIGNMENT, read_assignment  # noqa: E402
-from pvl8da.fcd.scenes import valid_pixels  # noqa: E402
-from pvl8da.fcd.tiling import predict_tiled, scene_reader  # noqa: E402
-from pvl8da.fcd.train_unet import calibrated_threshold, cloud_probability, load_unet  # noqa: E402
-from pvl8da.landsat8 import BIOME_THIN, open_scene  # noqa: E402
+from pvl8da.storage.atomic import save_json_atomic  # noqa: E402
+from pvl8da.evaluation.fcd_metrics import SCORE_NAMES, Confusion, confusion, scores  # noqa: E402
+from pvl8da.datasets.biome_patches import ASSIGNMENT, read_assignment  # noqa: E402
+from pvl8da.datasets.biome_scenes import valid_pixels  # noqa: E402
+from pvl8da.inference.fcd_tiling import predict_tiled, scene_reader  # noqa: E402
+from pvl8da.training.fcd_unet import calibrated_threshold, cloud_probability, load_unet  # noqa: E402
+from pvl8da.sensors.landsat8 import BIOME_THIN, open_scene  # noqa: E402
 from pvl8da.plots.common import save_figure, stretch  # noqa: E402
 
 log = logging.getLogger(__name__)

@@ -14,12 +14,13 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from pvl8da.errors import InputError
-from pvl8da.fcd import losses, tensorboard
-from pvl8da.fcd.calibration import sample_threshold
-from pvl8da.fcd.data import PatchData
-from pvl8da.atomic import load_json, save_json_atomic, save_weights_atomic
-from pvl8da.fcd.metrics import confusion, scores
-from pvl8da.fcd.models import build_unet, set_encoder_trainable
+from pvl8da.training import fcd_losses as losses
+from pvl8da.training import summaries as tensorboard
+from pvl8da.evaluation.calibration import sample_threshold
+from pvl8da.datasets.patch_data import PatchData
+from pvl8da.storage.atomic import load_json, save_json_atomic, save_weights_atomic
+from pvl8da.evaluation.fcd_metrics import confusion, scores
+from pvl8da.models.fcd import build_unet, set_encoder_trainable
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pvl8da.download import DEFAULT_POLICY, RetryPolicy, download_file, file_digest, redact
+from pvl8da.storage.download import DEFAULT_POLICY, RetryPolicy, download_file, file_digest, redact
 from pvl8da.errors import PVL8DAError
 
 log = logging.getLogger(__name__)

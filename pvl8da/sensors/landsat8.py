@@ -15,9 +15,9 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
-from pvl8da import quality
+from pvl8da.sensors import quality
 from pvl8da.errors import InputError
-from pvl8da.mtl import MTL
+from pvl8da.sensors.mtl import MTL
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Training data: pseudo-simultaneous Proba-V/Landsat pairs and Biome scenes, splits and patches."""

@@ -1,0 +1,1 @@
+"""Scores: metrics and reports for domain adaptation (``da``) and the Biome FCD evaluation (``biome``)."""
