@@ -1,4 +1,5 @@
-"""Tiled inference (SPEC §6): golden InferenceDA, tile-size invariance, COG, untouched input, bad input."""
+"""Tiled inference (SPEC §6) with the published weights: golden InferenceDA, tile-size invariance, COG, untouched
+input; the same paths with self-made weights, and bad input, are in ``test_inference_selfmade.py``."""
 from __future__ import annotations
 
 import hashlib
@@ -8,15 +9,12 @@ import sys
 from pathlib import Path
 
 import h5py
-import luigi
 import numpy as np
 import pytest
 import rasterio
 
-from pvl8da.errors import InputError
 from pvl8da.inference.products import HALO, Tiling, fitted_tile, infer_clouds, infer_da, read_padded
 from pvl8da.sensors.probav import PV_BANDS, ProbaVProduct, band_path
-from tasks.inference import InferenceDA
 from test_probav import write_pv
 
 GOLDEN = "golden/inference/PROBAV_L2A_20150704_101530_2_333M_V101.HDF5"
@@ -152,43 +150,6 @@ def test_no_adaptation_and_landsat_clouds(tmp_path, weights, reference_dir):
         cm = b["CM_UNET"][:]
         assert np.array_equal(a["CM_RESAMPLED"][:], b["CM_RESAMPLED"][:])
     assert ((cm == -1) == invalid).all() and res.cog.is_file()
-
-
-def _nothing_written(folder: Path, before: set) -> bool:
-    return set(folder.iterdir()) == before
-
-
-@pytest.mark.parametrize("case", ["no_sm", "other_weights", "dest_is_input", "missing_folder"])
-def test_bad_input_writes_nothing(tmp_path, weights, case):
-    src = write_pv(tmp_path / "pv.HDF5", sm=case != "no_sm")
-    digest, before = sha256(src), set(tmp_path.iterdir())
-    dest = tmp_path / "out.HDF5"
-    kwargs = dict(weights)
-    match = {"no_sm": "pv.HDF5.*LEVEL2A/QUALITY/SM", "other_weights": "cloud_detection_l8.hdf5.*generator_block_1_conv_1",
-             "dest_is_input": "destination is the input", "missing_folder": "destination folder .* does not exist"}[case]
-    if case == "other_weights":
-        kwargs["dagans_weights"] = weights["cloud_detection_weights"]
-    if case == "dest_is_input":
-        dest = src
-    if case == "missing_folder":
-        dest = tmp_path / "nowhere" / "out.HDF5"
-    with pytest.raises(InputError, match=match):
-        infer_da(src, dest, **kwargs)
-    assert sha256(src) == digest and _nothing_written(tmp_path, before)
-
-
-def test_task_missing_weights_message_and_run(tmp_path, weights):
-    src = write_pv(tmp_path / "pv.HDF5", shape=(24, 36))
-    task = InferenceDA(pvimage=str(src), image_dest=str(tmp_path / "a.HDF5"),
-                       cloud_detection_weights=str(weights["cloud_detection_weights"]),
-                       dagans_weights=str(tmp_path / "missing.weights.h5"))
-    with pytest.raises(InputError, match="missing.weights.h5 not found.*--dagans-weights"):
-        task.run()
-    task = InferenceDA(pvimage=str(src), image_dest=str(tmp_path / "a.HDF5"),
-                       cloud_detection_weights=str(weights["cloud_detection_weights"]),
-                       dagans_weights=str(weights["dagans_weights"]))
-    assert luigi.build([task], local_scheduler=True, log_level="WARNING")
-    assert all(Path(t.path).is_file() for t in task.output().values())
 
 
 def test_tiles_without_valid_pixels_skip_the_networks():

@@ -9,9 +9,7 @@ co-located scene. Scores (``pvl8da.evaluation.metrics``) go to a CSV, a Markdown
 from __future__ import annotations
 
 import csv
-import json
 import logging
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +21,8 @@ from rasterio.enums import Resampling
 
 from pvl8da.storage.atomic import atomic_path
 from pvl8da.errors import InputError
-from pvl8da.inference.products import TilePredictor, predict_window
-from pvl8da.evaluation.metrics import METRIC_NAMES, Confusion, confusion, scores
+from pvl8da.inference.products import TilePredictor, predict_product, predict_window
+from pvl8da.evaluation.metrics import METRIC_NAMES, Confusion, confusion, markdown_table, percent, scores
 from pvl8da.datasets.pairs import coregister
 from pvl8da.sensors.probav import CRS, PV_BANDS, LandsatAsProbaVProduct, ProbaVProduct
 from pvl8da.storage.published import resolve_weights
@@ -94,14 +92,9 @@ def load_reference(pv: ProbaVProduct, path: str | os.PathLike) -> Reference:
 
 
 def predict_product_window(pv: ProbaVProduct, window: tuple[slice, slice], predictor: TilePredictor) -> np.ndarray:
-    """Cloud probability of a window of a product as InferenceDA computes it on the whole product: the window
-    is predicted with one halo of context around it, starting on the product's 4-pixel U-Net grid."""
-    margin = predictor.tiling.halo
-    grown = tuple(slice(max(s.start - margin, 0) // 4 * 4, min(s.stop + margin, n)) for s, n in zip(window, pv.shape))
-    clouds = predict_window(predictor, pv.read_toa(grown), pv.invalid(grown))[1]
-    (rows, cols), (grown_rows, grown_cols) = window, grown
-    return clouds[rows.start - grown_rows.start:rows.stop - grown_rows.start,
-                  cols.start - grown_cols.start:cols.stop - grown_cols.start]
+    """Cloud probability of a window of a product as InferenceDA computes it on the whole product: the tiles
+    start on the product's U-Net grid and read their halo from the product around the window."""
+    return predict_product(pv, predictor, window)[1]
 
 
 def evaluate_product(item: EvalItem, cloud_model, generators: dict) -> list[dict]:
@@ -158,17 +151,6 @@ def score_rows(count_rows: list[dict]) -> list[dict]:
     return out
 
 
-def generator_settings(weights: str | os.PathLike) -> dict:
-    """``df`` and ``normtype`` of a generator: from the ``<stem>_config.json`` TrainCycleGAN writes beside
-    ``<stem>.weights.h5``, else the published defaults (64, batchnorm)."""
-    name = Path(weights).name
-    config = Path(weights).with_name(name.removesuffix(".weights.h5") + "_config.json")
-    if name.endswith(".weights.h5") and config.is_file():
-        data = json.loads(config.read_text())
-        return {"df": int(data.get("df_gen", 64)), "normtype": data.get("normtype", "batchnorm")}
-    return {"df": 64, "normtype": "batchnorm"}
-
-
 def load_models(cloud_weights: str | os.PathLike, dagans: dict[str, str | os.PathLike],
                 weights_base_url: str | None = None):
     """The cloud U-Net and the named PV -> LU generators; any weights may be ``"published"``
@@ -180,10 +162,7 @@ def load_models(cloud_weights: str | os.PathLike, dagans: dict[str, str | os.Pat
     missing = [str(p) for p in [cloud_weights, *dagans.values()] if not Path(p).is_file()]
     if missing:
         raise InputError(f"model weights not found: {', '.join(missing)}")
-    cloud = models.load_weights_checked(models.build_cloud_unet(), cloud_weights)
-    generators = {name: models.load_weights_checked(models.build_generator(**generator_settings(path)), path)
-                  for name, path in dagans.items()}
-    return cloud, generators
+    return models.load_da_models(cloud_weights, dagans)
 
 
 def write_reports(rows: list[dict], out_folder: str | os.PathLike) -> dict[str, Path]:
@@ -196,7 +175,7 @@ def write_reports(rows: list[dict], out_folder: str | os.PathLike) -> dict[str, 
              "png": out_folder / "evaluation.png"}
     fields = ["product", "method", *METRIC_NAMES, "pixels", "tp", "fp", "fn", "tn"]
     with atomic_path(paths["md"]) as tmp:
-        tmp.write_text(markdown_table(rows))
+        tmp.write_text(score_table(rows))
     evaluation_bar_chart([r for r in rows if r["product"] == "overall"], paths["png"])
     with atomic_path(paths["csv"]) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
@@ -205,18 +184,12 @@ def write_reports(rows: list[dict], out_folder: str | os.PathLike) -> dict[str, 
     return paths
 
 
-def _pct(v: float) -> str:
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.2f}"
-
-
-def markdown_table(rows: list[dict]) -> str:
+def score_table(rows: list[dict]) -> str:
     """Markdown table: overall first, then per product; scores in percent (kappa × 100)."""
-    head = "| product | method | OA | kappa | commission | omission | F1 | pixels |\n|---|---|---:|---:|---:|---:|---:|---:|\n"
     ordered = [r for r in rows if r["product"] == "overall"] + [r for r in rows if r["product"] != "overall"]
-    body = "".join(f"| {r['product']} | {r['method']} | {_pct(r['overall_accuracy'])} | {_pct(r['kappa'])} | "
-                   f"{_pct(r['commission'])} | {_pct(r['omission'])} | {_pct(r['f1'])} | {r['pixels']} |\n"
-                   for r in ordered)
-    return head + body
+    return markdown_table(["product", "method", "OA", "kappa", "commission", "omission", "F1", "pixels"],
+                          ([r["product"], r["method"], *(percent(r[k]) for k in METRIC_NAMES), r["pixels"]]
+                           for r in ordered), right_aligned=6)
 
 
 def evaluate_da(items: list[EvalItem], cloud_weights: str | os.PathLike, dagans: dict[str, str | os.PathLike],

@@ -1,21 +1,19 @@
 """Tiled inference on Proba-V and Landsat-as-Proba-V products (SPEC §6).
 
-A product of any size is streamed in square tiles whose origins are multiples of the tile size
-(itself a multiple of 4, so the U-Net's pooling grid is the whole image's). The tile size is fitted
-to the product (the fewest padded pixels under a per-device maximum). Each tile is read with a
-halo covering the receptive field of generator + U-Net (29 px, halo 32), reflect-padded where it
-passes the image edge and padded to one fixed shape, so that a single compiled graph serves every
-tile. Results are written window by window into a copy of the input; memory stays bounded.
+A product of any size is streamed through the tiler (:mod:`pvl8da.inference.tiling`) in square tiles on
+the U-Net's pooling grid of 4, each with a halo of 32 px covering the receptive field of generator + U-Net
+(29 px), in one fixed shape. The tile size is fitted to the product (the fewest padded pixels under a
+per-device maximum). Results are written window by window into a copy of the input; memory stays bounded.
 """
 from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import h5py
 import numpy as np
@@ -29,10 +27,11 @@ from pvl8da.errors import InputError
 from pvl8da.storage.hdf5 import hdf5_writer
 from pvl8da.sensors.probav import PV_BANDS, LandsatAsProbaVProduct, ProbaVProduct, band_path, copy_product
 from pvl8da.storage.published import resolve_weights
+from pvl8da.inference.tiling import (HALO, Reader, Tiling, fitted_tile, predict_tiled, predict_tiles,  # noqa: F401
+                                    read_padded, tile_origins, tiles)
 
 log = logging.getLogger(__name__)
 
-HALO = 32
 CM_DA = "CM_PVDAGANS"
 CM_UNET = "CM_UNET"
 COG_CLEAR, COG_CLOUD, COG_NODATA = 0, 1, 255
@@ -43,33 +42,6 @@ MAX_TILE_CPU, MAX_TILE_GPU, BATCH_GPU = 640, 1024, 4
 OUTPUT_BYTES_PER_PIXEL = 4
 
 
-@dataclass(frozen=True)
-class Tiling:
-    """Tile size (core, a multiple of 4), halo (a multiple of 4) and tiles per batch."""
-
-    tile: int = 512
-    halo: int = HALO
-    batch: int = 1
-
-    def __post_init__(self):
-        if self.tile <= 0 or self.tile % 4 or self.halo < 0 or self.halo % 4 or self.batch < 1:
-            raise InputError(f"tiling {self}: tile and halo must be multiples of 4 (tile > 0), batch ≥ 1")
-
-    @property
-    def size(self) -> int:
-        """Side of the padded tile fed to the network."""
-        return self.tile + 2 * self.halo
-
-
-def fitted_tile(shape: tuple[int, int], max_tile: int, halo: int = HALO) -> int:
-    """The tile core (a multiple of 4, at most ``max_tile``) covering ``shape`` with the fewest padded
-    pixels fed to the networks; the largest such tile on ties. 3000² with at most 640: 600 (25 tiles
-    of 664², 11.0 Mpixel) rather than 512 (36 tiles of 576², 11.9 Mpixel)."""
-    largest = min(max_tile, -(-max(shape) // 4) * 4)
-    return min(range(largest, 0, -4),
-               key=lambda t: -(-shape[0] // t) * -(-shape[1] // t) * (t + 2 * halo) ** 2)
-
-
 def default_tiling(shape: tuple[int, int] | None = None) -> Tiling:
     """Batches of large tiles on a GPU, single tiles on a CPU; fitted to ``shape`` when given."""
     import tensorflow as tf
@@ -78,29 +50,6 @@ def default_tiling(shape: tuple[int, int] | None = None) -> Tiling:
     max_tile = MAX_TILE_GPU if gpu else MAX_TILE_CPU
     tile = fitted_tile(shape, max_tile) if shape is not None else max_tile
     return Tiling(tile=tile, batch=BATCH_GPU if gpu else 1)
-
-
-def tile_origins(shape: tuple[int, int], tile: int) -> Iterator[tuple[int, int]]:
-    """Upper-left (row, col) of each tile core, row by row."""
-    for r0 in range(0, shape[0], tile):
-        for c0 in range(0, shape[1], tile):
-            yield r0, c0
-
-
-def read_padded(read: Callable[[slice, slice], np.ndarray], shape: tuple[int, int], r0: int, c0: int,
-                tiling: Tiling) -> np.ndarray:
-    """The tile at (r0, c0) with its halo, reflect-padded past the image edge to (size, size, …)."""
-    h, size = tiling.halo, tiling.size
-    rows = slice(max(r0 - h, 0), min(r0 + tiling.tile + h, shape[0]))
-    cols = slice(max(c0 - h, 0), min(c0 + tiling.tile + h, shape[1]))
-    data = read(rows, cols)
-    top, left = rows.start - (r0 - h), cols.start - (c0 - h)
-    pads = [(top, size - top - data.shape[0]), (left, size - left - data.shape[1])]
-    pads += [(0, 0)] * (data.ndim - 2)
-    if any(p for pair in pads for p in pair):
-        mode = "reflect" if min(data.shape[:2]) > 1 else "edge"
-        data = np.pad(data, pads, mode=mode)
-    return data
 
 
 class TilePredictor:
@@ -154,17 +103,40 @@ def predict_window(predictor: TilePredictor, toa: np.ndarray, invalid: np.ndarra
     """Adapted reflectance (H, W, 4) and cloud probability (H, W) of an in-memory window, tiled exactly as
     InferenceDA tiles a product (invalid pixels filled with 0, reflect padding, aligned tile offsets)."""
     x = np.concatenate([np.where(invalid[..., None], 0.0, toa), invalid[..., None]], axis=-1).astype(np.float32)
-    tiling, shape = predictor.tiling, invalid.shape
-    h = tiling.halo
-    adapted = np.zeros(toa.shape, np.float32)
-    clouds = np.zeros(shape, np.float32)
-    for r0, c0 in tile_origins(shape, tiling.tile):
-        block = read_padded(lambda rows, cols: x[rows, cols], shape, r0, c0, tiling)
-        tile_adapted, tile_clouds = _predict_valid_tiles(predictor, block[None])
-        nr, nc = min(tiling.tile, shape[0] - r0), min(tiling.tile, shape[1] - c0)
-        adapted[r0:r0 + nr, c0:c0 + nc] = tile_adapted[0, h:h + nr, h:h + nc]
-        clouds[r0:r0 + nr, c0:c0 + nc] = tile_clouds[0, h:h + nr, h:h + nc]
-    return adapted, clouds
+    return predict_tiled(lambda b: _predict_valid_tiles(predictor, b), lambda rows, cols: x[rows, cols],
+                         invalid.shape, predictor.tiling)
+
+
+def product_reader(src: ProbaVProduct | LandsatAsProbaVProduct) -> Reader:
+    """(rows, cols) → the product's TOA reflectance (0 where invalid) and its invalid flag, (h, w, 5) float32."""
+    is_pv = isinstance(src, ProbaVProduct)
+
+    def read(rows: slice, cols: slice) -> np.ndarray:
+        dn = src.read_dn_all((rows, cols))
+        invalid = src.invalid_from(dn, src.read_sm((rows, cols))) if is_pv else src.invalid_from(dn)
+        x = np.empty(dn.shape[:2] + (5,), np.float32)
+        x[..., :4] = src.toa_from_dn(dn)
+        x[invalid, :4] = 0.0
+        x[..., 4] = invalid
+        return x
+
+    return read
+
+
+def _product_tiles(src: ProbaVProduct | LandsatAsProbaVProduct, predictor: TilePredictor,
+                   window: tuple[slice, slice] | None = None):
+    """Each tile of ``window`` (default: the whole product) with its input core (reflectance + invalid flag),
+    adapted reflectance and cloud probability."""
+    return predict_tiles(lambda b: _predict_valid_tiles(predictor, b), product_reader(src), src.shape,
+                         predictor.tiling, window)
+
+
+def predict_product(src: ProbaVProduct | LandsatAsProbaVProduct, predictor: TilePredictor,
+                    window: tuple[slice, slice] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Adapted reflectance and cloud probability of ``window`` (default: the whole product), in memory, exactly
+    as InferenceDA computes them on the whole product."""
+    return predict_tiled(lambda b: _predict_valid_tiles(predictor, b), product_reader(src), src.shape,
+                         predictor.tiling, window)
 
 
 @dataclass
@@ -227,16 +199,13 @@ def single_inter_op_thread() -> None:
 
 
 def load_models(unet_weights: str | Path, generator_weights: str | Path | None = None):
-    """The cloud U-Net and (optionally) the PV → LU generator with checked weights."""
-    from pvl8da.models.da import build_cloud_unet, build_generator, load_weights_checked
+    """The cloud U-Net and (optionally) the PV → LU generator with checked weights, the generator built with
+    its own settings (:func:`pvl8da.models.da.load_da_models`)."""
+    from pvl8da.models.da import load_da_models
 
     single_inter_op_thread()
-
-    unet = load_weights_checked(build_cloud_unet(), unet_weights)
-    generator = None
-    if generator_weights is not None:
-        generator = load_weights_checked(build_generator(), generator_weights)
-    return unet, generator
+    unet, generators = load_da_models(unet_weights, {} if generator_weights is None else {"pv2l8": generator_weights})
+    return unet, generators.get("pv2l8")
 
 
 def _predict_valid_tiles(predictor: TilePredictor, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -256,56 +225,30 @@ def _run_tiles(src, out, mask_tif, predictor: TilePredictor, cm_name: str, write
                samples=None) -> None:
     """Predict every tile of ``src`` and write bands, cloud probability and the uint8 mask window by window
     (and keep the quicklook's pixels in ``samples``, a QuicklookSamples)."""
-    tiling = predictor.tiling
-    shape = src.shape
-    is_pv = isinstance(src, ProbaVProduct)
 
-    def read(rows, cols):
-        dn = src.read_dn_all((rows, cols))
-        invalid = src.invalid_from(dn, src.read_sm((rows, cols))) if is_pv else src.invalid_from(dn)
-        x = np.empty(dn.shape[:2] + (5,), np.float32)
-        x[..., :4] = src.toa_from_dn(dn)
-        x[invalid, :4] = 0.0
-        x[..., 4] = invalid
-        return x
-
-    def load(origin):
-        return origin, read_padded(read, shape, *origin, tiling)
-
-    def write(origin, adapted, clouds, block):
-        r0, c0 = origin
-        h = tiling.halo
-        rows, cols = slice(r0, min(r0 + tiling.tile, shape[0])), slice(c0, min(c0 + tiling.tile, shape[1]))
-        nr, nc = rows.stop - rows.start, cols.stop - cols.start
-        core = (slice(h, h + nr), slice(h, h + nc))
-        inv = block[core][..., 4] > 0.5
-        cm = np.where(inv, -1.0, clouds[core]).astype(np.float32)
+    def write(tile, block, adapted, clouds):
+        rows, cols = tile.rows, tile.cols
+        inv = block[..., 4] > 0.5
+        cm = np.where(inv, -1.0, clouds).astype(np.float32)
         out.write(cm_name, cm, (rows, cols))
         if write_bands:
             for i, band in enumerate(PV_BANDS):
-                out.write_dn(band, out.dn_from_toa(band, adapted[core][..., i], inv), (rows, cols))
+                out.write_dn(band, out.dn_from_toa(band, adapted[..., i], inv), (rows, cols))
         mask = np.where(inv, COG_NODATA, np.where(cm >= 0.5, COG_CLOUD, COG_CLEAR)).astype(np.uint8)
-        mask_tif.write(mask, 1, window=rasterio.windows.Window(cols.start, rows.start, nc, nr))
+        window = rasterio.windows.Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
+        mask_tif.write(mask, 1, window=window)
         if samples is not None:
-            samples.add(r0, c0, block[core][..., :4], adapted[core], cm, inv)
+            samples.add(rows.start, cols.start, block[..., :4], adapted, cm, inv)
 
-    origins = list(tile_origins(shape, tiling.tile))
-    batches = [origins[i:i + tiling.batch] for i in range(0, len(origins), tiling.batch)]
-    with ThreadPoolExecutor(max_workers=1) as reader, ThreadPoolExecutor(max_workers=1) as writer, \
-            tqdm(total=len(origins), desc=f"{src.path.name}", unit="tile", disable=None) as bar:
-        pending = reader.submit(lambda b: [load(o) for o in b], batches[0])
-        writes: list = []
-        for k in range(len(batches)):
-            loaded = pending.result()
-            if k + 1 < len(batches):
-                pending = reader.submit(lambda b: [load(o) for o in b], batches[k + 1])
-            x = np.stack([block for _, block in loaded])
-            adapted, clouds = _predict_valid_tiles(predictor, x)
-            for w in writes:  # at most one batch waits to be written: bounded memory
-                w.result()
-            writes = [writer.submit(write, origin, adapted[j], clouds[j], block)
-                      for j, (origin, block) in enumerate(loaded)]
-            bar.update(len(loaded))
+    count = len(tiles(src.shape, predictor.tiling))
+    writes: deque = deque()
+    with ThreadPoolExecutor(max_workers=1) as writer, \
+            tqdm(total=count, desc=f"{src.path.name}", unit="tile", disable=None) as bar:
+        for tile, block, (adapted, clouds) in _product_tiles(src, predictor):
+            if len(writes) == predictor.tiling.batch:  # one batch written while the next is predicted
+                writes.popleft().result()
+            writes.append(writer.submit(write, tile, block, adapted, clouds))
+            bar.update(1)
         for w in writes:
             w.result()
 
@@ -395,4 +338,5 @@ def infer_clouds(image: str | Path, dest: str | Path, cloud_detection_weights: s
 
 
 __all__ = ["Tiling", "TilePredictor", "InferenceOutputs", "run_inference", "infer_da", "infer_clouds",
-           "cog_path", "quicklook_path", "read_padded", "tile_origins", "default_tiling", "fitted_tile"]
+           "cog_path", "quicklook_path", "read_padded", "tile_origins", "default_tiling", "fitted_tile", "HALO",
+           "predict_window", "predict_product", "product_reader", "load_models"]

@@ -28,36 +28,14 @@ MAX_ABS_WEIGHT = 1e3
 
 
 @keras.saving.register_keras_serializable(package="pvl8da")
-class InstanceNormalization(layers.Layer):
-    """Normalise each sample and channel over its spatial axes, then scale and shift per channel."""
+class InstanceNormalization(layers.GroupNormalization):
+    """Instance normalisation: Keras' group normalisation with one group per channel (the one FCD's generator
+    uses), under this registered name so that the DA weight files, whose paths name the class, still load."""
 
     def __init__(self, epsilon: float = 1e-3, center: bool = True, scale: bool = True, **kwargs):
-        super().__init__(**kwargs)
-        self.epsilon = epsilon
-        self.center = center
-        self.scale = scale
-
-    def build(self, input_shape):
-        channels = input_shape[-1]
-        if self.scale:
-            self.gamma = self.add_weight(shape=(channels,), initializer="ones", name="gamma")
-        if self.center:
-            self.beta = self.add_weight(shape=(channels,), initializer="zeros", name="beta")
-
-    def call(self, inputs):
-        mean, var = keras.ops.moments(inputs, axes=[1, 2], keepdims=True)
-        out = (inputs - mean) * keras.ops.rsqrt(var + self.epsilon)
-        if self.scale:
-            out = out * self.gamma
-        if self.center:
-            out = out + self.beta
-        return out
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon, "center": self.center, "scale": self.scale}
+        kwargs.pop("groups", None)
+        kwargs.pop("axis", None)
+        super().__init__(groups=-1, axis=-1, epsilon=epsilon, center=center, scale=scale, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package="pvl8da")
@@ -418,3 +396,23 @@ def folded_graph(model: keras.Model):
         return parts[0] if len(parts) == 1 else op.tf.concat(parts, axis=-1)
 
     return run
+
+
+def load_da_models(cloud_weights: str | Path, generators: dict[str, str | Path]) -> tuple[keras.Model, dict]:
+    """The cloud U-Net and the named PV -> LU generators with checked weights; each generator is built with the
+    ``df_gen`` and ``normtype`` of the ``<stem>_config.json`` TrainCycleGAN writes beside ``<stem>.weights.h5``,
+    else with the published settings (64, batchnorm: ``full.hdf5``, the committed checkpoints)."""
+    import json
+
+    unet = load_weights_checked(build_cloud_unet(), cloud_weights)
+    built = {}
+    for name, path in generators.items():
+        path = Path(path)
+        config = path.with_name(path.name.removesuffix(".weights.h5") + "_config.json")
+        try:
+            settings = json.loads(config.read_text()) if path.name.endswith(".weights.h5") and config.is_file() else {}
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{config}: cannot read the generator's settings ({exc})") from exc
+        model = build_generator(int(settings.get("df_gen", 64)), settings.get("normtype", "batchnorm"))
+        built[name] = load_weights_checked(model, path)
+    return unet, built
