@@ -9,6 +9,7 @@ import numpy as np
 from pvl8da.errors import InputError
 from pvl8da.datasets.biome_scenes import scale_dn
 from pvl8da.sensors.landsat8 import BIOME_FILL, BIOME_THIN
+from pvl8da.training.augment import d4
 
 IN_MEMORY_BYTES = 2 << 30
 
@@ -63,8 +64,7 @@ class PatchData:
             for i in range(len(index)):
                 k, flip = int(rng.integers(4)), bool(rng.integers(2))
                 for key in ("x", "cloud", "valid"):
-                    a = np.rot90(out[key][i], k)
-                    out[key][i] = a[:, ::-1] if flip else a
+                    out[key][i] = d4(out[key][i], k + 4 * flip)
         return out
 
     def sample(self, batch_size: int, rng: np.random.Generator, augment: bool = True) -> dict[str, np.ndarray]:

@@ -12,7 +12,8 @@ N_BANDS = 10
 
 
 def _instance_norm(name: str) -> layers.Layer:
-    """Instance normalisation (one group per channel, affine)."""
+    """Instance normalisation (one group per channel, affine): the layer behind ``models.da.InstanceNormalization``,
+    kept under Keras' class name because FCD weight files name it in their paths."""
     return layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)
 
 

@@ -6,10 +6,12 @@ weights of the epoch with the lowest validation loss are kept, and per-epoch met
 """
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import math
 import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,9 +19,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pvl8da.storage.atomic import atomic_path
-from pvl8da.storage.atomic import save_weights_atomic
-from pvl8da.training.cyclegan import d4_transform, recalibrate_batchnorm
+from pvl8da.storage.atomic import atomic_path, load_json, save_json_atomic, save_weights_atomic
+from pvl8da.training import skeleton
+from pvl8da.training.augment import d4_transform
+from pvl8da.training.cyclegan import recalibrate_batchnorm
 from pvl8da.errors import InputError
 from pvl8da.evaluation.metrics import confusion, scores
 from pvl8da.sensors.probav import LandsatAsProbaVProduct
@@ -110,12 +113,14 @@ def _augment(x, y, w, seed):
     return both[..., :4], both[..., 4:5], both[..., 5]
 
 
-def _dataset(p: Patches, batch_size: int, seed: int, augment: bool) -> tf.data.Dataset:
+def _dataset(p: Patches, batch_size: int, seed: int, augment: bool, skip: int = 0) -> tf.data.Dataset:
+    """Batches of ``p``; augmented: an endless seeded stream of shuffled D4-augmented batches, the first
+    ``skip`` left out (a resumed run continues the stream where its checkpoint left it)."""
     ds = tf.data.Dataset.from_tensor_slices((p.x, p.y, p.w))
     if augment:
         ds = ds.shuffle(len(p.x), seed=seed, reshuffle_each_iteration=True).repeat()
-        ds = ds.batch(batch_size, drop_remainder=True)
-        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.counter())).map(
+        ds = ds.batch(batch_size, drop_remainder=True).skip(skip)
+        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.counter(start=skip))).map(
             lambda b, i: _augment(*b, tf.stack([tf.constant(seed, tf.int64), i])))
     else:
         ds = ds.batch(batch_size).map(lambda x, y, w: (x, y[..., None], w))
@@ -130,15 +135,100 @@ def evaluate(model: keras.Model, p: Patches, batch_size: int = 32) -> dict[str, 
     return scores(confusion(prob >= 0.5, p.y > 0.5, p.w > 0))
 
 
+class ResumeCallback(keras.callbacks.Callback):
+    """At each epoch's end: keep the weights of the lowest ``monitor`` so far in ``best_path``, then
+    checkpoint the model, its optimiser, the epoch and that best (``skeleton.Resumable``) for resumption."""
+
+    def __init__(self, state: skeleton.Resumable, monitor: str, best_path: Path) -> None:
+        super().__init__()
+        self.state, self.monitor, self.best_path = state, monitor, best_path
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        score = -float(logs[self.monitor])
+        if score > float(self.state.best):
+            self.state.best.assign(score)
+            save_weights_atomic(self.model, self.best_path)
+        self.state.step.assign(epoch + 1)
+        self.state.save(epoch + 1)
+
+
+def _history(path: Path, epochs: int | None = None) -> list[dict]:
+    """Rows of the CSV history; with ``epochs``, the file is cut to its first ``epochs`` epochs."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if epochs is not None:
+        rows = [r for r in rows if int(r["epoch"]) < epochs]
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["epoch"])
+            writer.writeheader()
+            writer.writerows(rows)
+    return rows
+
+
+def _resumable(model: keras.Model, folder: Path, config: CloudTrainConfig) -> skeleton.Resumable:
+    """The run's checkpoint, restored when a run with the same configuration (``epochs`` may grow) was
+    interrupted; restarted afresh when the configuration differs."""
+    record = folder / skeleton.CONFIG
+    current = {k: v for k, v in asdict(config).items() if k != "epochs"}
+    if record.is_file() and {k: v for k, v in load_json(record).items() if k != "epochs"} != current:
+        log.warning("%s: checkpoints of a run with another configuration, starting afresh", folder)
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_json_atomic(asdict(config), record)
+    model.optimizer.build(model.trainable_variables)
+    return skeleton.Resumable(folder, worst=-math.inf, model=model, optimizer=model.optimizer)
+
+
+def _compiled_model(config: CloudTrainConfig, init_weights: str | os.PathLike | None) -> keras.Model:
+    """The seeded cloud U-Net (initial weights loaded), compiled with the configured learning rate and BN momentum."""
+    from pvl8da.models import da as models
+
+    keras.utils.set_random_seed(config.seed)
+    model = models.build_cloud_unet()
+    if init_weights:
+        models.load_weights_checked(model, init_weights)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = config.bn_momentum
+    model.compile(optimizer=keras.optimizers.Adam(config.lr), loss="binary_crossentropy",
+                  weighted_metrics=[keras.metrics.BinaryAccuracy(name="accuracy")])
+    return model
+
+
+def _fit(model: keras.Model, train: Patches, val: Patches | None, config: CloudTrainConfig, folder: Path,
+         stem: str) -> tuple[list[dict], str]:
+    """Fit (resuming an interrupted run from its last epoch), leave the best epoch's weights in the model and
+    remove the run's checkpoints; returns the whole CSV history and the monitored quantity."""
+    history_path = folder / f"{stem}_history.csv"
+    checkpoints = folder / f"{stem}_{skeleton.CHECKPOINTS}"
+    best_path = checkpoints / "best.weights.h5"
+    monitor = "val_loss" if val is not None and len(val.x) else "loss"
+    steps = config.steps_per_epoch or max(1, math.ceil(len(train.x) / config.batch_size))
+    state = _resumable(model, checkpoints, config)
+    start = int(state.step)
+    _history(history_path, start)
+    callbacks = [ResumeCallback(state, monitor, best_path),
+                 keras.callbacks.CSVLogger(str(history_path), append=start > 0)]
+    model.fit(_dataset(train, config.batch_size, config.seed, augment=True, skip=start * steps),
+              epochs=config.epochs, initial_epoch=start, steps_per_epoch=steps, callbacks=callbacks, verbose=0,
+              shuffle=False,
+              validation_data=_dataset(val, config.batch_size, config.seed, False) if monitor == "val_loss" else None)
+    model.load_weights(best_path)
+    shutil.rmtree(checkpoints)
+    return _history(history_path), monitor
+
+
 def train_cloud_detector(products: list[str | os.PathLike], out_weights: str | os.PathLike,
                          config: CloudTrainConfig = CloudTrainConfig(),
                          init_weights: str | os.PathLike | None = None) -> dict:
     """Train the cloud U-Net; writes ``out_weights`` (best epoch), ``<stem>_history.csv`` and ``<stem>_metrics.json``.
 
+    A killed run resumes from the end of its last finished epoch (``<stem>_checkpoints``, which also holds the
+    best epoch's weights until the run is done).
     Returns the metrics summary (best epoch, validation scores, scenes used).
     """
-    from pvl8da.models import da as models
-
     out_weights = Path(out_weights)
     if not out_weights.name.endswith(".weights.h5"):
         raise InputError(f"{out_weights}: the output must be a .weights.h5 file")
@@ -153,46 +243,24 @@ def train_cloud_detector(products: list[str | os.PathLike], out_weights: str | o
                          f"{', '.join(map(str, train_paths))}")
     log.info("cloud U-Net: %d training patches from %d scenes, %d validation patches from %d scenes",
              len(train.x), len(train_paths), 0 if val is None else len(val.x), len(val_paths))
-
-    keras.utils.set_random_seed(config.seed)
-    model = models.build_cloud_unet()
-    if init_weights:
-        models.load_weights_checked(model, init_weights)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = config.bn_momentum
-    model.compile(optimizer=keras.optimizers.Adam(config.lr), loss="binary_crossentropy",
-                  weighted_metrics=[keras.metrics.BinaryAccuracy(name="accuracy")])
+    model = _compiled_model(config, init_weights)
     stem = out_weights.name[: -len(".weights.h5")]
     folder = out_weights.parent
     folder.mkdir(parents=True, exist_ok=True)
-    best_path = folder / f"{stem}_best.partial.weights.h5"
-    history_path = folder / f"{stem}_history.csv"
-    monitor = "val_loss" if val is not None and len(val.x) else "loss"
-    steps = config.steps_per_epoch or max(1, math.ceil(len(train.x) / config.batch_size))
-    callbacks = [keras.callbacks.ModelCheckpoint(best_path, monitor=monitor, save_best_only=True,
-                                                 save_weights_only=True),
-                 keras.callbacks.CSVLogger(str(history_path))]
-    try:
-        hist = model.fit(_dataset(train, config.batch_size, config.seed, augment=True), epochs=config.epochs,
-                         steps_per_epoch=steps, callbacks=callbacks, verbose=0, shuffle=False,
-                         validation_data=_dataset(val, config.batch_size, config.seed, False) if monitor == "val_loss" else None)
-        model.load_weights(best_path)
-        sample = np.random.default_rng(config.seed).permutation(len(train.x))[:64]
-        recalibrate_batchnorm(model, train.x[np.sort(sample)])
-        losses = hist.history[monitor]
-        summary = {
-            "best_epoch": int(np.argmin(losses)) + 1, "monitor": monitor, "best_loss": float(np.min(losses)),
-            "train_scenes": [str(p) for p in train_paths], "val_scenes": [str(p) for p in val_paths],
-            "train_patches": len(train.x), "val_patches": 0 if val is None else len(val.x),
-            "val_scores": evaluate(model, val) if val is not None else {},
-            "config": asdict(config),
-        }
-        with atomic_path(folder / f"{stem}_metrics.json") as tmp:
-            tmp.write_text(json.dumps(summary, indent=2))
-        save_weights_atomic(model, out_weights)
-    finally:
-        best_path.unlink(missing_ok=True)
+    rows, monitor = _fit(model, train, val, config, folder, stem)
+    sample = np.random.default_rng(config.seed).permutation(len(train.x))[:64]
+    recalibrate_batchnorm(model, train.x[np.sort(sample)])
+    losses = [float(r[monitor]) for r in rows]
+    summary = {
+        "best_epoch": int(np.argmin(losses)) + 1, "monitor": monitor, "best_loss": float(np.min(losses)),
+        "train_scenes": [str(p) for p in train_paths], "val_scenes": [str(p) for p in val_paths],
+        "train_patches": len(train.x), "val_patches": 0 if val is None else len(val.x),
+        "val_scores": evaluate(model, val) if val is not None else {},
+        "config": asdict(config),
+    }
+    with atomic_path(folder / f"{stem}_metrics.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2))
+    save_weights_atomic(model, out_weights)
     log.info("cloud U-Net: best epoch %d (%s %.4f), wrote %s", summary["best_epoch"], monitor,
              summary["best_loss"], out_weights)
     return summary

@@ -19,11 +19,13 @@ import h5py
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import summary_pb2
 from tqdm import tqdm
 
 from pvl8da.storage.atomic import atomic_path, load_json, save_json_atomic, save_weights_atomic
+from pvl8da.training import summaries
+from pvl8da.training.augment import d4_transform
 from pvl8da.training.cyclegan_config import CycleGANConfig, output_paths
+from pvl8da.training.fcd_losses import l1_loss
 from pvl8da.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -40,11 +42,6 @@ def generator_gan_loss(fake_logits: tf.Tensor) -> tf.Tensor:
 def discriminator_gan_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
     """½ (cross-entropy of real against 1 + cross-entropy of fake against 0)."""
     return 0.5 * (tf.reduce_mean(tf.nn.softplus(-real_logits)) + tf.reduce_mean(tf.nn.softplus(fake_logits)))
-
-
-def l1_loss(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-    """Mean absolute difference."""
-    return tf.reduce_mean(tf.abs(a - b))
 
 
 def binary_kl(p: tf.Tensor, q: tf.Tensor, eps: float = KL_EPS) -> tf.Tensor:
@@ -77,16 +74,6 @@ def discriminate(discriminator: Callable, real: tf.Tensor, fake: tf.Tensor,
     grad = tape.gradient(total, both)[:n]
     penalty = tf.reduce_mean(tf.reduce_sum(tf.square(grad), axis=list(range(1, len(grad.shape)))))
     return real_logits, fake_logits, penalty
-
-
-def d4_transform(x: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
-    """Apply element i of the dihedral group D4 (k[i] in 0..7: rotation k % 4, flipped when k >= 4) to image i.
-
-    Images must be square; apply it to the channel-concatenation of a pair to transform both alike.
-    """
-    rots = [x, tf.image.rot90(x, 1), tf.image.rot90(x, 2), tf.image.rot90(x, 3)]
-    variants = tf.stack(rots + [tf.reverse(r, axis=[2]) for r in rots], axis=1)
-    return tf.gather(variants, k, batch_dims=1)
 
 
 def recalibrate_batchnorm(model: keras.Model, x: np.ndarray) -> None:
@@ -308,28 +295,25 @@ class CycleGANTrainer:
             log.info("resuming %s from %s (epoch %d)", self.config.name, manager.latest_checkpoint, int(self.epoch.numpy()))
         history = [row for row in _read_history(paths["history"]) if row["epoch"] < int(self.epoch.numpy())]
         save_json_atomic({**asdict(self.config), **({"provenance": record} if record else {})}, paths["config"])
-        writer = tf.summary.create_file_writer(str(paths["logs"]))
+        writer = summaries.Writer(paths["logs"])
         sample = (pv[: min(4, len(pv))], lu[: min(4, len(lu))])
         for epoch in range(int(self.epoch.numpy()), self.config.epochs):
             dist_ds, steps = self._dataset(pv, lu, epoch)
             sums = {k: 0.0 for k in LOSS_NAMES}
             bar = tqdm(dist_ds, total=steps, desc=f"{self.config.name} epoch {epoch + 1}/{self.config.epochs}",
                        leave=False, disable=None)
-            with writer.as_default():
-                for pv_b, lu_b in bar:
-                    losses = {k: float(v) for k, v in self.train_step(pv_b, lu_b).items()}
-                    for k in LOSS_NAMES:
-                        sums[k] += losses[k]
-                    step = int(self.step.numpy())
-                    if step % self.config.summary_every == 0:
-                        for k, v in losses.items():
-                            scalar_summary(f"step/{k}", v, step)
-                    bar.set_postfix(G=f"{losses['loss_G']:.3f}", D=f"{losses['loss_D_LU']:.3f}")
-                row = {"epoch": epoch, **{k: sums[k] / max(steps, 1) for k in LOSS_NAMES}}
+            for pv_b, lu_b in bar:
+                losses = {k: float(v) for k, v in self.train_step(pv_b, lu_b).items()}
                 for k in LOSS_NAMES:
-                    scalar_summary(f"epoch/{k}", row[k], epoch + 1)
-                self.recalibrate(pv, lu, epoch)
-                self._image_summaries(*sample, epoch + 1)
+                    sums[k] += losses[k]
+                step = int(self.step.numpy())
+                if step % self.config.summary_every == 0:
+                    writer.scalars({f"step/{k}": v for k, v in losses.items()}, step)
+                bar.set_postfix(G=f"{losses['loss_G']:.3f}", D=f"{losses['loss_D_LU']:.3f}")
+            row = {"epoch": epoch, **{k: sums[k] / max(steps, 1) for k in LOSS_NAMES}}
+            writer.scalars({f"epoch/{k}": row[k] for k in LOSS_NAMES}, epoch + 1)
+            self.recalibrate(pv, lu, epoch)
+            writer.images(self._sample_images(*sample), epoch + 1)
             writer.flush()
             history.append(row)
             log.info("%s epoch %d/%d: %s", self.config.name, epoch + 1, self.config.epochs,
@@ -346,11 +330,12 @@ class CycleGANTrainer:
         recalibrate_batchnorm(self.nets.gen_pv2lu, pv[idx])
         recalibrate_batchnorm(self.nets.gen_lu2pv, lu[idx])
 
-    def _image_summaries(self, pv: np.ndarray, lu: np.ndarray, step: int) -> None:
+    def _sample_images(self, pv: np.ndarray, lu: np.ndarray) -> dict[str, tf.Tensor]:
+        """False-colour TensorBoard images of both domains and their translations."""
         fake_lu = self.nets.gen_pv2lu(pv, training=False)
         fake_pv = self.nets.gen_lu2pv(lu, training=False)
-        for name, img in (("PV", pv), ("G(PV)", fake_lu), ("LU", lu), ("F(LU)", fake_pv)):
-            image_summary(f"images/{name}", false_colour(img), step)
+        return {f"images/{name}": false_colour(img)
+                for name, img in (("PV", pv), ("G(PV)", fake_lu), ("LU", lu), ("F(LU)", fake_pv))}
 
     def save_final(self, folder: str | os.PathLike) -> dict[str, Path]:
         """Write the four networks' weights (the PV -> LU generator last: it marks the run complete)."""
@@ -366,23 +351,6 @@ def false_colour(x) -> tf.Tensor:
     """SWIR/NIR/RED composite of 4-band reflectance, clipped to [0, 1], for image summaries."""
     x = tf.convert_to_tensor(x)
     return tf.clip_by_value(tf.gather(x, [3, 2, 1], axis=-1) / 0.6, 0.0, 1.0)
-
-
-def scalar_summary(tag: str, value: float, step: int) -> None:
-    """A TensorBoard scalar in the default summary writer (core TF ops only: TensorBoard need not be installed)."""
-    meta = summary_pb2.SummaryMetadata(data_class=summary_pb2.DATA_CLASS_SCALAR)
-    meta.plugin_data.plugin_name = "scalars"
-    tf.summary.write(tag, tf.constant(value, tf.float32), step=step, metadata=meta)
-
-
-def image_summary(tag: str, images: tf.Tensor, step: int) -> None:
-    """TensorBoard images (N, H, W, 3) in [0, 1] in the default summary writer, PNG-encoded."""
-    meta = summary_pb2.SummaryMetadata(data_class=summary_pb2.DATA_CLASS_BLOB_SEQUENCE)
-    meta.plugin_data.plugin_name = "images"
-    images = tf.image.convert_image_dtype(images, tf.uint8, saturate=True)
-    pngs = [tf.io.encode_png(img) for img in tf.unstack(images)]
-    dims = [tf.as_string(tf.shape(images)[2]), tf.as_string(tf.shape(images)[1])]
-    tf.summary.write(tag, tf.stack(dims + pngs), step=step, metadata=meta)
 
 
 def check_resumable(folder: str | os.PathLike, config: CycleGANConfig) -> None:

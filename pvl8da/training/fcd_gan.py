@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -12,21 +11,17 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from pvl8da.training import fcd_losses as losses
-
-from pvl8da.training import summaries as tensorboard
+from pvl8da.training import skeleton
 from pvl8da.evaluation.calibration import score_samples
 from pvl8da.datasets.patch_data import PatchData
-from pvl8da.storage.atomic import load_json, save_json_atomic, save_weights_atomic
+from pvl8da.storage.atomic import load_json
 from pvl8da.evaluation.fcd_metrics import best_threshold
 from pvl8da.models.fcd import build_discriminator, build_generator
 from pvl8da.datasets.biome_scenes import RGB
 
 log = logging.getLogger(__name__)
 
-BEST = "generator_best.weights.h5"
-FINAL = "generator_final.weights.h5"
-DONE = "done.json"
-CONFIG = "config.json"
+BEST, FINAL = skeleton.weight_names("generator")
 WARMUP_LR = 1e-3
 
 
@@ -72,7 +67,7 @@ def cloud_map(generator: keras.Model, x: np.ndarray | tf.Tensor) -> tf.Tensor:
 def load_generator(run_dir: str | Path, best: bool = True) -> keras.Model:
     """The trained generator of a TrainFCD folder (best validation checkpoint by default)."""
     run_dir = Path(run_dir)
-    cfg = load_json(run_dir / CONFIG)
+    cfg = load_json(run_dir / skeleton.CONFIG)
     g = build_generator(cfg["width"], cfg["n_res"])
     path = run_dir / (BEST if best and (run_dir / BEST).is_file() else FINAL)
     g.load_weights(path)
@@ -92,14 +87,8 @@ class FCDTrainer:
         self.opt_d = keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta1, beta_2=cfg.beta2)
         self.opt_g.build(self.G.trainable_variables)
         self.opt_d.build(self.D.trainable_variables)
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.best_f1 = tf.Variable(-1.0, dtype=tf.float64, trainable=False)
-        ckpt = tf.train.Checkpoint(generator=self.G, discriminator=self.D, opt_g=self.opt_g,
-                                   opt_d=self.opt_d, step=self.step, best_f1=self.best_f1)
-        self.manager = tf.train.CheckpointManager(ckpt, str(out_dir / "checkpoints"), max_to_keep=2)
-        if self.manager.latest_checkpoint:
-            ckpt.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-            log.info("resumed from %s at step %d", self.manager.latest_checkpoint, int(self.step))
+        self.state = skeleton.Resumable(out_dir / skeleton.CHECKPOINTS, generator=self.G, discriminator=self.D,
+                                        opt_g=self.opt_g, opt_d=self.opt_d)
 
     @tf.function
     def warmup_step(self, x, c, optimizer):
@@ -180,18 +169,15 @@ def _rgb_for_display(x: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     return [np.clip((a[..., list(RGB)] - lo) / max(hi - lo, 1e-6), 0, 1) for a in (x, *others)]
 
 
-def write_samples(writer, generator: keras.Model, x: np.ndarray, step: int) -> None:
+def sample_images(generator: keras.Model, x: np.ndarray) -> dict[str, np.ndarray]:
     """TensorBoard images: inputs, translations to clear and to cloudy, and the clear difference map."""
     n = len(x)
     to_clear = generator([x, np.zeros((n, 1), np.float32)]).numpy()
     to_cloudy = generator([x, np.ones((n, 1), np.float32)]).numpy()
     diff = np.mean(np.abs(to_clear - x), axis=-1, keepdims=True) / 2.0
     rgb_x, rgb_clear, rgb_cloudy = _rgb_for_display(x, to_clear, to_cloudy)
-    with writer.as_default():
-        tensorboard.images("samples/input", rgb_x, step)
-        tensorboard.images("samples/to_clear", rgb_clear, step)
-        tensorboard.images("samples/to_cloudy", rgb_cloudy, step)
-        tensorboard.images("samples/difference", diff / max(float(diff.max()), 1e-6), step)
+    return {"samples/input": rgb_x, "samples/to_clear": rgb_clear, "samples/to_cloudy": rgb_cloudy,
+            "samples/difference": diff / max(float(diff.max()), 1e-6)}
 
 
 def train_fcd(train_h5: str | Path, val_h5: str | Path, out_dir: str | Path, cfg: GANConfig,
@@ -200,17 +186,16 @@ def train_fcd(train_h5: str | Path, val_h5: str | Path, out_dir: str | Path, cfg
     ``config.json`` and finally ``done.json`` (atomically) and returns its summary."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_json_atomic(asdict(cfg), out_dir / CONFIG)
     train, val = PatchData(train_h5), PatchData(val_h5)
     trainer = FCDTrainer(cfg, out_dir, train.patch_size)
-    writer = tf.summary.create_file_writer(str(out_dir / "tensorboard"))
+    run = skeleton.Run(out_dir, asdict(cfg), trainer.state, trainer.G, "generator",
+                       skeleton.Cadence(cfg.iterations, cfg.log_every, cfg.val_every, cfg.checkpoint_every))
     sample_x = val.batch(np.arange(min(4, len(val))))["x"] if len(val) else train.batch(np.arange(4))["x"]
-    start = int(trainer.step)
-    if start == 0 and cfg.identity_warmup:
+    if run.start == 0 and cfg.identity_warmup:
         trainer.identity_warmup(train, cfg.identity_warmup, progress)
-    t0, terms = time.perf_counter(), {}
-    bar = tqdm(total=cfg.iterations, initial=start, disable=not progress, desc="TrainFCD", unit="it")
-    for step in range(start, cfg.iterations):
+    terms = {}
+
+    def step_fn(step: int) -> dict:
         rng = np.random.default_rng([cfg.seed, step])
         lr = trainer.set_lr(step)
         b = train.sample(cfg.batch_size, rng, cfg.augment)
@@ -218,36 +203,17 @@ def train_fcd(train_h5: str | Path, val_h5: str | Path, out_dir: str | Path, cfg
         terms.update(trainer.d_step(x, c))
         if (step + 1) % cfg.n_critic == 0:
             terms.update(trainer.g_step(x, c))
-        trainer.step.assign(step + 1)
-        bar.update(1)
-        done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.iterations:
-            with writer.as_default():
-                tensorboard.scalar("lr", lr, done)
-                for k, v in terms.items():
-                    if k != "total":
-                        tensorboard.scalar(f"loss/{k}", float(v), done)
-            bar.set_postfix(d=float(terms["d_adv"]), g=float(terms.get("g_adv", np.nan)))
-        if len(val) and (done % cfg.val_every == 0 or done == cfg.iterations):
-            f1 = validation_f1(trainer.G, val, cfg.val_patches)
-            with writer.as_default():
-                tensorboard.scalar("val/f1", f1, done)
-            write_samples(writer, trainer.G, sample_x, done)
-            if f1 > float(trainer.best_f1):
-                trainer.best_f1.assign(f1)
-                save_weights_atomic(trainer.G, out_dir / BEST)
-                log.info("step %d: validation F1 %.4f (best)", done, f1)
-        if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
-            trainer.manager.save(checkpoint_number=done)
-    bar.close()
-    elapsed = time.perf_counter() - t0
-    writer.flush()
-    save_weights_atomic(trainer.G, out_dir / FINAL)
-    if not (out_dir / BEST).is_file():
-        save_weights_atomic(trainer.G, out_dir / BEST)
+        return {"lr": lr, **{f"loss/{k}": v for k, v in terms.items() if k != "total"}}
+
+    def validate(done: int) -> float:
+        f1 = validation_f1(trainer.G, val, cfg.val_patches)
+        run.writer.images(sample_images(trainer.G, sample_x), done)
+        return f1
+
+    rate = run.loop(step_fn, validate if len(val) else None, "TrainFCD", progress,
+                    lambda s: {"d": float(s["loss/d_adv"]), "g": float(s.get("loss/g_adv", np.nan))})
+    run.save_final()
     train.close()
     val.close()
-    summary = {"iterations": cfg.iterations, "best_val_f1": float(trainer.best_f1),
-               "resumed_at": start, "steps_per_second": (cfg.iterations - start) / max(elapsed, 1e-9)}
-    save_json_atomic(summary, out_dir / DONE)
-    return summary
+    return run.done({"iterations": cfg.iterations, "best_val_f1": float(trainer.state.best),
+                     "resumed_at": run.start, "steps_per_second": rate})

@@ -3,7 +3,6 @@ supervised U-Net: one training loop with validation F1, best weights and resumpt
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -11,23 +10,19 @@ import h5py
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
 from pvl8da.errors import InputError
 from pvl8da.training import fcd_losses as losses
-from pvl8da.training import summaries as tensorboard
+from pvl8da.training import skeleton
 from pvl8da.evaluation.calibration import sample_threshold
 from pvl8da.datasets.patch_data import PatchData
-from pvl8da.storage.atomic import load_json, save_json_atomic, save_weights_atomic
+from pvl8da.storage.atomic import load_json
 from pvl8da.evaluation.fcd_metrics import confusion, scores
 from pvl8da.models.fcd import build_unet, set_encoder_trainable
 
 log = logging.getLogger(__name__)
 
-BEST = "model_best.weights.h5"
-FINAL = "model_final.weights.h5"
-DONE = "done.json"
-CONFIG = "config.json"
+BEST, FINAL = skeleton.weight_names("model")
 
 
 @dataclass
@@ -60,7 +55,7 @@ class UNetConfig:
 def load_unet(run_dir: str | Path, best: bool = True) -> keras.Model:
     """The U-Net of a training folder (best validation weights by default)."""
     run_dir = Path(run_dir)
-    cfg = load_json(run_dir / CONFIG)
+    cfg = load_json(run_dir / skeleton.CONFIG)
     model = build_unet(cfg["width"], cfg["blocks"])
     model.load_weights(run_dir / (BEST if best and (run_dir / BEST).is_file() else FINAL))
     return model
@@ -68,7 +63,7 @@ def load_unet(run_dir: str | Path, best: bool = True) -> keras.Model:
 
 def calibrated_threshold(run_dir: str | Path) -> float | None:
     """The sample-calibrated probability threshold of a finished run, None when it was not calibrated."""
-    value = load_json(Path(run_dir) / DONE).get("threshold")
+    value = load_json(Path(run_dir) / skeleton.DONE).get("threshold")
     return None if value is None else float(value)
 
 
@@ -109,20 +104,22 @@ def _train_step_fn(model: keras.Model, opt: keras.optimizers.Optimizer, cls_weig
     return step
 
 
-def train_unet(train_h5: str | Path, val_h5: str | Path, out_dir: str | Path, cfg: UNetConfig,
-               targets_h5: str | Path | None = None, progress: bool = True) -> dict:
-    """Train (or resume) a U-Net in ``out_dir`` on the real masks of ``train_h5`` or on the ``cloud``
-    pseudo masks of ``targets_h5``; writes best/final weights, ``config.json`` and ``done.json``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_json_atomic(asdict(cfg), out_dir / CONFIG)
-    targets = None
-    if targets_h5 is not None:
-        with h5py.File(targets_h5, "r") as f:
-            targets = f["cloud"][:]
-    train, val = PatchData(train_h5, targets), PatchData(val_h5)
-    keep = kept_patches(len(train), cfg.keep_ratio, cfg.seed)
-    log.info("training on %d of %d patches", len(keep), len(train))
+def _calibrate(model: keras.Model, train_h5: str | Path, best_path: Path, cfg: UNetConfig) -> dict:
+    """The probability threshold of the best weights picked by F1 on a seeded labelled training sample."""
+    model.load_weights(best_path)
+    labelled = PatchData(train_h5)
+    try:
+        threshold, f1 = sample_threshold(lambda x: cloud_probability(model, x), labelled,
+                                         cfg.calibration_patches, cfg.calibration_seed)
+    finally:
+        labelled.close()
+    log.info("calibrated threshold %.4f (F1 %.4f on %d labelled training patches)", threshold, f1,
+             cfg.calibration_patches)
+    return {"threshold": threshold, "threshold_sample_f1": f1}
+
+
+def _model(cfg: UNetConfig) -> tuple[keras.Model, keras.optimizers.Optimizer]:
+    """The seeded U-Net (initial weights loaded, encoder frozen as configured) and its built optimiser."""
     keras.utils.set_random_seed(cfg.seed)
     model = build_unet(cfg.width, cfg.blocks)
     if cfg.init_weights:
@@ -130,64 +127,43 @@ def train_unet(train_h5: str | Path, val_h5: str | Path, out_dir: str | Path, cf
     set_encoder_trainable(model, not cfg.freeze_encoder)
     opt = keras.optimizers.Adam(cfg.lr)
     opt.build(model.trainable_variables)
-    step_var = tf.Variable(0, dtype=tf.int64, trainable=False)
-    best_f1 = tf.Variable(-1.0, dtype=tf.float64, trainable=False)
-    ckpt = tf.train.Checkpoint(model=model, opt=opt, step=step_var, best_f1=best_f1)
-    manager = tf.train.CheckpointManager(ckpt, str(out_dir / "checkpoints"), max_to_keep=2)
-    if manager.latest_checkpoint:
-        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        log.info("resumed from %s", manager.latest_checkpoint)
+    return model, opt
+
+
+def train_unet(train_h5: str | Path, val_h5: str | Path, out_dir: str | Path, cfg: UNetConfig,
+               targets_h5: str | Path | None = None, progress: bool = True) -> dict:
+    """Train (or resume) a U-Net in ``out_dir`` on the real masks of ``train_h5`` or on the ``cloud``
+    pseudo masks of ``targets_h5``; writes best/final weights, ``config.json`` and ``done.json``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    targets = None
+    if targets_h5 is not None:
+        with h5py.File(targets_h5, "r") as f:
+            targets = f["cloud"][:]
+    train, val = PatchData(train_h5, targets), PatchData(val_h5)
+    keep = kept_patches(len(train), cfg.keep_ratio, cfg.seed)
+    log.info("training on %d of %d patches", len(keep), len(train))
+    model, opt = _model(cfg)
+    state = skeleton.Resumable(out_dir / skeleton.CHECKPOINTS, model=model, opt=opt)
+    run = skeleton.Run(out_dir, asdict(cfg), state, model, "model",
+                       skeleton.Cadence(cfg.iterations, cfg.log_every, cfg.val_every, cfg.checkpoint_every))
     train_step = _train_step_fn(model, opt, cfg.cls_weight)
-    writer = tf.summary.create_file_writer(str(out_dir / "tensorboard"))
-    start = int(step_var)
-    if start == 0 and cfg.init_weights and len(val):
-        best_f1.assign(validation_f1(model, val, cfg.val_patches))
-        save_weights_atomic(model, out_dir / BEST)
-        log.info("initial weights: validation F1 %.4f", float(best_f1))
-    t0 = time.perf_counter()
-    bar = tqdm(total=cfg.iterations, initial=start, disable=not progress, desc=out_dir.name, unit="it")
-    for step in range(start, cfg.iterations):
+    if run.start == 0 and cfg.init_weights and len(val):
+        run.save_best(validation_f1(model, val, cfg.val_patches), 0)
+
+    def step_fn(step: int) -> dict:
         rng = np.random.default_rng([cfg.seed, step])
         b = train.batch(keep[rng.integers(0, len(keep), cfg.batch_size)], rng if cfg.augment else None)
         terms = train_step(*(tf.constant(b[k]) for k in ("x", "cloud", "valid", "label")))
-        step_var.assign(step + 1)
-        bar.update(1)
-        done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.iterations:
-            with writer.as_default():
-                for k, v in terms.items():
-                    tensorboard.scalar(f"loss/{k}", float(v), done)
-            bar.set_postfix(loss=float(terms["total"]))
-        if len(val) and (done % cfg.val_every == 0 or done == cfg.iterations):
-            f1 = validation_f1(model, val, cfg.val_patches)
-            with writer.as_default():
-                tensorboard.scalar("val/f1", f1, done)
-            if f1 > float(best_f1):
-                best_f1.assign(f1)
-                save_weights_atomic(model, out_dir / BEST)
-                log.info("step %d: validation F1 %.4f (best)", done, f1)
-        if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
-            manager.save(checkpoint_number=done)
-    bar.close()
-    elapsed = time.perf_counter() - t0
-    writer.flush()
-    save_weights_atomic(model, out_dir / FINAL)
-    if not (out_dir / BEST).is_file():
-        save_weights_atomic(model, out_dir / BEST)
+        return {f"loss/{k}": v for k, v in terms.items()}
+
+    rate = run.loop(step_fn, (lambda done: validation_f1(model, val, cfg.val_patches)) if len(val) else None,
+                    out_dir.name, progress, lambda s: {"loss": float(s["loss/total"])})
+    run.save_final()
     train.close()
     val.close()
-    summary = {"iterations": cfg.iterations, "best_val_f1": float(best_f1), "patches": int(len(keep)),
-               "resumed_at": start, "steps_per_second": (cfg.iterations - start) / max(elapsed, 1e-9)}
+    summary = {"iterations": cfg.iterations, "best_val_f1": float(state.best), "patches": int(len(keep)),
+               "resumed_at": run.start, "steps_per_second": rate}
     if cfg.calibration_patches > 0:
-        model.load_weights(out_dir / BEST)
-        labelled = PatchData(train_h5)
-        try:
-            threshold, f1 = sample_threshold(lambda x: cloud_probability(model, x), labelled,
-                                             cfg.calibration_patches, cfg.calibration_seed)
-        finally:
-            labelled.close()
-        log.info("calibrated threshold %.4f (F1 %.4f on %d labelled training patches)", threshold, f1,
-                 cfg.calibration_patches)
-        summary.update(threshold=threshold, threshold_sample_f1=f1)
-    save_json_atomic(summary, out_dir / DONE)
-    return summary
+        summary.update(_calibrate(model, train_h5, run.best_path, cfg))
+    return run.done(summary)
