@@ -29,7 +29,8 @@ from pvl8da.errors import InputError
 from pvl8da.storage import provenance
 from pvl8da.storage.hdf5 import hdf5_writer
 from pvl8da.sensors.landsat8 import Landsat8Scene, open_scene
-from pvl8da.sensors.probav import PV_BANDS, mapping_from_transform
+from pvl8da.sensors.probav import (LANDSAT_CLOUDS, PV_BANDS, create_grid_dataset, mapping_from_transform,
+                                   write_toa_bands)
 
 log = logging.getLogger(__name__)
 
@@ -275,8 +276,6 @@ def write_product(product: ProbaVLike, path: str | os.PathLike, scene_id: str, a
     t = product.transform
     geotransform = f"{t.c:f} {t.a:f} {t.b:f} {t.f:f} {t.d:f} {t.e:f}"
     stamp = acquired.strftime("%Y-%m-%d %H:%M:%S")
-    height, width = product.invalid.shape
-    chunks = (min(height, 256), min(width, 256))
     with hdf5_writer(path) as f:
         f.attrs["START_DATE"] = stamp
         f.attrs["END_DATE"] = stamp
@@ -286,19 +285,17 @@ def write_product(product: ProbaVLike, path: str | os.PathLike, scene_id: str, a
         if record is not None:
             provenance.write_hdf5(f, record)
         f.create_group("crs").attrs["GeoTransform"] = np.array([geotransform.encode()])
-        for b, name in enumerate(PV_BANDS):
-            dn = np.round(product.toa[b] * TOA_SCALE)
-            dn = np.clip(dn, np.iinfo(np.int16).min + 1, np.iinfo(np.int16).max).astype(np.int16)
-            dn[product.invalid] = TOA_INVALID_DN
-            ds = f.create_dataset(f"LEVEL2A/RADIOMETRY/{name}/TOA", data=dn, chunks=chunks, compression="gzip",
-                                  compression_opts=1, shuffle=True)
-            ds.attrs["SCALE"] = TOA_SCALE
-            ds.attrs["OFFSET"] = 0
-            ds.attrs["MAPPING"] = mapping
+        write_toa_bands(f, (_toa_dn(toa, product.invalid) for toa in product.toa), mapping, TOA_SCALE, 0)
         if product.clouds is not None:
-            ds = f.create_dataset("CM_RESAMPLED", data=product.clouds, chunks=chunks, compression="gzip",
-                                  compression_opts=1, shuffle=True)
-            ds.attrs["MAPPING"] = mapping
+            create_grid_dataset(f, LANDSAT_CLOUDS, product.clouds.shape, data=product.clouds,
+                                attrs={"MAPPING": mapping})
+
+
+def _toa_dn(toa: np.ndarray, invalid: np.ndarray) -> np.ndarray:
+    """int16 DN of a reflectance band (× TOA_SCALE), TOA_INVALID_DN where invalid."""
+    dn = np.clip(np.round(toa * TOA_SCALE), np.iinfo(np.int16).min + 1, np.iinfo(np.int16).max).astype(np.int16)
+    dn[invalid] = TOA_INVALID_DN
+    return dn
 
 
 #: Upper bound of a product's size per pixel: four int16 bands and the float32 cloud fraction, uncompressed.

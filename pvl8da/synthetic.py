@@ -31,7 +31,7 @@ from pvl8da.storage.hdf5 import hdf5_writer
 from pvl8da.conversion import BLUE_WEIGHTS, RESOLUTION_STEPS
 from pvl8da.sensors.landsat8 import BIOME_CLEAR, BIOME_CLOUD, BIOME_FILL, BIOME_SHADOW, BIOME_THIN
 from pvl8da.sensors.mtl import format_mtl
-from pvl8da.sensors.probav import PV_BANDS, mapping_from_transform
+from pvl8da.sensors.probav import SM_PATH, create_grid_dataset, mapping_from_transform, write_toa_bands
 
 log = logging.getLogger(__name__)
 
@@ -501,6 +501,17 @@ def probav_product_name(acquired: dt.datetime, camera: int = 2, resolution: str 
     return f"PROBAV_L2A_{acquired:%Y%m%d_%H%M%S}_{camera}_{resolution}_V101.HDF5"
 
 
+def _status_map(sample: Sample, no_coverage: np.ndarray) -> np.ndarray:
+    """The SM status map of a sampled scene: shadow, snow and cloud classes, land bit, all radiometry good."""
+    status = np.zeros(no_coverage.shape, np.uint16)
+    status[sample.shadow] = 0b001
+    status[sample.surface == SNOW] = 0b100
+    status[sample.operational_cloud(0.45)] = 0b011
+    sm = status | ((sample.surface != WATER).astype(np.uint16) << 3) | np.uint16(0xFF0)
+    sm[no_coverage] = 0
+    return sm
+
+
 def write_probav_product(dest_dir: str | os.PathLike, shape: tuple[int, int] = (512, 512), seed: int = 0,
                          lat: float = 45.0, lon: float = 5.0, acquired: dt.datetime | None = None,
                          camera: int = 2, resolution: str = "333M", biome: str = "GrassCrops",
@@ -536,20 +547,11 @@ def write_probav_product(dest_dir: str | os.PathLike, shape: tuple[int, int] = (
     dn = np.clip(np.round(pv * 2000.0), 0, 32767).astype(np.int16)
     dn[:, no_coverage] = -1
 
-    cloud = sample.operational_cloud(0.45)
-    status = np.zeros(shape, np.uint16)
-    status[sample.shadow] = 0b001
-    status[sample.surface == SNOW] = 0b100
-    status[cloud] = 0b011
-    sm = status | ((sample.surface != WATER).astype(np.uint16) << 3) | np.uint16(0xFF0)
-    sm[no_coverage] = 0
-
+    sm = _status_map(sample, no_coverage)
     elevation, azimuth = sun_position(lat, acquired)
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / probav_product_name(acquired, camera, resolution)
-    mapping = mapping_from_transform(transform)
-    chunks = (min(height, 256), min(width, 256))
     with atomic_path(dest) as tmp, hdf5_writer(tmp) as f:
         end = acquired + dt.timedelta(seconds=29)
         f.attrs["OBSERVATION_START_DATE"] = np.array([acquired.strftime("%Y-%m-%d").encode()])
@@ -557,13 +559,8 @@ def write_probav_product(dest_dir: str | os.PathLike, shape: tuple[int, int] = (
         f.attrs["OBSERVATION_END_DATE"] = np.array([end.strftime("%Y-%m-%d").encode()])
         f.attrs["OBSERVATION_END_TIME"] = np.array([end.strftime("%H:%M:%S").encode()])
         f.attrs["MAP_PROJECTION_WKT"] = np.array([WGS84.to_wkt(version="WKT1_GDAL").encode()])
-        for b, name in enumerate(PV_BANDS):
-            ds = f.create_dataset(f"LEVEL2A/RADIOMETRY/{name}/TOA", data=dn[b], chunks=chunks,
-                                  compression="gzip", compression_opts=1, shuffle=True)
-            ds.attrs["SCALE"] = np.float32(2000.0)
-            ds.attrs["OFFSET"] = np.float32(0.0)
-            ds.attrs["MAPPING"] = mapping
-        f.create_dataset("LEVEL2A/QUALITY/SM", data=sm, chunks=chunks, compression="gzip", compression_opts=1)
+        write_toa_bands(f, dn, mapping_from_transform(transform), np.float32(2000.0), np.float32(0.0))
+        create_grid_dataset(f, SM_PATH, shape, shuffle=False, data=sm)
         geo_shape = (height // 10 + 1, width // 10 + 1)
         for name, value in (("SZA", 90 - elevation), ("SAA", azimuth / 2), ("VZA", 20.0), ("VAA", 100.0)):
             f.create_dataset(f"LEVEL2A/GEOMETRY/{name}", data=np.full(geo_shape, round(value), np.uint8))

@@ -8,19 +8,32 @@ and ``--overwrite``. Input errors that can be seen before running (``check_input
 """
 from __future__ import annotations
 
+import ast
+import dataclasses
+import importlib.util
 import logging
 import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import luigi
+from luigi.freezing import recursively_unfreeze
 from luigi.task import flatten
 
 from pvl8da.storage import provenance
 from pvl8da.errors import InputError
 
 #: Exit status of ``python -m luigi --module tasks …`` unless the user's configuration sets its own
-#: (Luigi's defaults are all 0, so scripts and CI would carry on after a failure).
-EXIT_CODES = {"missing_data": 20, "task_failed": 30, "scheduling_error": 35, "unhandled_exception": 40}
+#: (Luigi's defaults are all 0, so scripts and CI would carry on after a failure). Luigi's ``missing_data``
+#: is for incomplete ExternalTasks, which this project has none of: missing inputs are scheduling errors.
+EXIT_CODES = {"task_failed": 30, "scheduling_error": 35, "unhandled_exception": 40}
+
+
+#: The Luigi parameter of each annotation that the trainers' dataclasses give the fields tasks expose.
+PARAMETER_TYPES: dict[str, Callable[..., luigi.Parameter]] = {
+    "int": luigi.IntParameter, "float": luigi.FloatParameter, "str": luigi.Parameter,
+    "int | None": luigi.OptionalIntParameter, "list[int]": luigi.ListParameter}
 
 
 class OutputMadeDifferently(InputError):
@@ -91,3 +104,60 @@ class PVL8DATask(luigi.Task):
         raise OutputMadeDifferently(
             f"{outputs[0].path} exists but was not made by this command: " + "; ".join(found)
             + ". Pass --overwrite to replace it, or choose another output.")
+
+
+class Folder(luigi.Task):
+    """An output folder made before the tasks that write into it (so their requires() write nothing)."""
+
+    path = luigi.Parameter()
+
+    def output(self):
+        return luigi.LocalTarget(self.path)
+
+    def run(self):
+        Path(self.path).mkdir(parents=True, exist_ok=True)
+
+
+def config_fields(config: str) -> dict[str, tuple[str, ast.expr]]:
+    """Annotation and default (as source) of each field of the dataclass ``"module:Class"``, read without
+    importing the module: the trainers' modules import TensorFlow, which scheduling never loads."""
+    module, name = config.split(":")
+    tree = ast.parse(Path(importlib.util.find_spec(module).origin).read_text())
+    body = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == name).body
+    return {node.target.id: (ast.unparse(node.annotation), node.value) for node in body
+            if isinstance(node, ast.AnnAssign) and node.value is not None}
+
+
+def field_default(node: ast.expr) -> Any:
+    """A field's default: a literal, or the literal returned by ``field(default_factory=lambda: ...)``."""
+    if isinstance(node, ast.Call):
+        node = next(k.value for k in node.keywords if k.arg == "default_factory").body
+    return ast.literal_eval(node)
+
+
+def config_parameters(config: str, *names: str, choices: dict[str, Iterable] | None = None,
+                      descriptions: dict[str, str] | None = None, **defaults: Any) -> Callable[[type], type]:
+    """Class decorator: Luigi parameters for the named fields of ``config`` (and those given new ``defaults``),
+    with the dataclass's types and defaults, so each setting is declared once (build it back with make_config)."""
+    fields = config_fields(config)
+
+    def decorate(cls: type) -> type:
+        for name in [*names, *defaults]:
+            annotation, node = fields[name]
+            default = defaults[name] if name in defaults else field_default(node)
+            options = {"default": default, "description": (descriptions or {}).get(name)}
+            if name in (choices or {}):
+                parameter = luigi.ChoiceParameter(choices=list(choices[name]), **options)
+            else:
+                parameter = PARAMETER_TYPES[annotation](**options)
+            setattr(cls, name, parameter)
+            parameter.__set_name__(cls, name)  # what a class-body declaration gets from Python
+        return cls
+    return decorate
+
+
+def make_config(config_class: type, task: luigi.Task, **extra: Any) -> Any:
+    """The dataclass ``config_class`` from the task's parameters named like its fields, then ``extra``."""
+    values = {f.name: recursively_unfreeze(task.param_kwargs[f.name]) for f in dataclasses.fields(config_class)
+              if f.name in task.param_kwargs}
+    return config_class(**{**values, **extra})

@@ -60,5 +60,5 @@ class InferenceAll(luigi.WrapperTask):
                 raise InputError(f"{product} and {destinations[dest]} would both be written to {dest}: "
                                  "run them with different --dest folders")
             destinations[dest] = product
-        Path(self.dest).mkdir(parents=True, exist_ok=True)  # InferenceDA refuses a missing destination folder
-        return [InferenceDA(pvimage=str(product), image_dest=str(dest)) for dest, product in destinations.items()]
+        return [InferenceDA(pvimage=str(product), image_dest=str(dest), make_folder=True)
+                for dest, product in destinations.items()]

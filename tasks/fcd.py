@@ -15,9 +15,13 @@ import luigi
 from pvl8da.storage.atomic import atomic_dir
 from pvl8da.datasets.biome_patches import prepare_biome_patches
 from pvl8da.synthetic import write_biome_dataset
+from tasks.base import config_parameters, make_config
 
 if TYPE_CHECKING:
     from pvl8da.training.fcd_unet import UNetConfig
+
+GAN = "pvl8da.training.fcd_gan:GANConfig"
+UNET = "pvl8da.training.fcd_unet:UNetConfig"
 
 
 class SyntheticBiome(luigi.Task):
@@ -69,20 +73,12 @@ class PrepareBiomePatches(_FCDTask):
         prepare_biome_patches(self.root, self.output().path, self.seed, self.patch_size)
 
 
+@config_parameters(GAN, "iterations", "batch_size", "n_critic", "lr", "width", "n_res", "d_width", "identity_warmup",
+                   "val_every", "checkpoint_every", descriptions={
+                       "identity_warmup": "generator steps fitting G(x, c) = x before the GAN (0: none, as the paper)"})
 class TrainFCD(_FCDTask):
     """The Fixed-Point GAN in ``fcd/`` (resumes from its last checkpoint after a kill)."""
 
-    iterations = luigi.IntParameter(default=200_000)
-    batch_size = luigi.IntParameter(default=16)
-    n_critic = luigi.IntParameter(default=5)
-    lr = luigi.FloatParameter(default=1e-4)
-    width = luigi.IntParameter(default=64)
-    n_res = luigi.IntParameter(default=6)
-    d_width = luigi.IntParameter(default=64)
-    identity_warmup = luigi.IntParameter(
-        default=0, description="generator steps fitting G(x, c) = x before the GAN (0: none, as the paper)")
-    val_every = luigi.IntParameter(default=1000)
-    checkpoint_every = luigi.IntParameter(default=1000)
     progress = luigi.BoolParameter(default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING)
 
     def requires(self):
@@ -94,10 +90,7 @@ class TrainFCD(_FCDTask):
     def run(self):
         from pvl8da.training.fcd_gan import GANConfig, train_fcd
 
-        cfg = GANConfig(iterations=self.iterations, batch_size=self.batch_size, n_critic=self.n_critic, lr=self.lr,
-                        width=self.width, n_res=self.n_res, d_width=self.d_width,
-                        identity_warmup=self.identity_warmup, val_every=self.val_every,
-                        checkpoint_every=self.checkpoint_every, log_every=min(100, self.val_every), seed=self.seed)
+        cfg = make_config(GANConfig, self, log_every=min(100, self.val_every))
         patches = Path(self.input().path)
         train_fcd(patches / "train.h5", patches / "val.h5", self.path("fcd"), cfg, self.progress)
 
@@ -121,14 +114,8 @@ class GenerateFCDMasks(_FCDTask):
                            self.sample_patches, self.seed, tile=self.tile or None)
 
 
+@config_parameters(UNET, "iterations", "batch_size", "lr", "val_every", "checkpoint_every")
 class _UNetTask(_FCDTask):
-    iterations = luigi.IntParameter(default=50_000)
-    batch_size = luigi.IntParameter(default=64)
-    lr = luigi.FloatParameter(default=1e-4)
-    width = luigi.IntParameter(default=64)
-    blocks = luigi.ListParameter(default=[3, 4, 6, 3])
-    val_every = luigi.IntParameter(default=1000)
-    checkpoint_every = luigi.IntParameter(default=1000)
     progress = luigi.BoolParameter(default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING)
     folder = "unet"
 
@@ -138,9 +125,7 @@ class _UNetTask(_FCDTask):
     def config(self, **extra) -> UNetConfig:
         from pvl8da.training.fcd_unet import UNetConfig
 
-        return UNetConfig(iterations=self.iterations, batch_size=self.batch_size, lr=self.lr, width=self.width,
-                          blocks=list(self.blocks), val_every=self.val_every, checkpoint_every=self.checkpoint_every,
-                          log_every=min(100, self.val_every), seed=self.seed, **extra)
+        return make_config(UNetConfig, self, log_every=min(100, self.val_every), **extra)
 
     def train(self, cfg: UNetConfig, targets: str | Path | None = None) -> None:
         from pvl8da.training.fcd_unet import train_unet
@@ -149,6 +134,7 @@ class _UNetTask(_FCDTask):
         train_unet(patches / "train.h5", patches / "val.h5", self.path(self.folder), cfg, targets, self.progress)
 
 
+@config_parameters(UNET, "width", "blocks")
 class TrainFCDPlus(_UNetTask):
     """FCD+: the U-Net with a classification head trained on the FCD pseudo masks; its probability
     threshold is also calibrated on the labelled sample FCD's threshold came from."""
@@ -168,12 +154,11 @@ class TrainFCDPlus(_UNetTask):
         self.train(cfg, masks / PSEUDO)
 
 
+@config_parameters(UNET, keep_ratio=0.01, lr=1e-5, iterations=10_000)
 class FineTuneFCDPlus(_UNetTask):
-    """FCD+1%: FCD+ fine-tuned on ``keep_ratio`` of the real masks with the encoder frozen."""
+    """FCD+1%: FCD+ fine-tuned on ``keep_ratio`` of the real masks with the encoder frozen. It has no
+    ``--width``/``--blocks``: the network is FCD+'s, read from its ``config.json``."""
 
-    keep_ratio = luigi.FloatParameter(default=0.01)
-    lr = luigi.FloatParameter(default=1e-5)
-    iterations = luigi.IntParameter(default=10_000)
     folder = "fcd_plus_finetune"
 
     def requires(self):
@@ -184,12 +169,12 @@ class FineTuneFCDPlus(_UNetTask):
         from pvl8da.training.fcd_unet import BEST as UNET_BEST
 
         plus = Path(self.input().path).parent
-        cfg = self.config(keep_ratio=self.keep_ratio, freeze_encoder=True, init_weights=str(plus / UNET_BEST))
         plus_cfg = load_json(plus / "config.json")
-        cfg.width, cfg.blocks = plus_cfg["width"], plus_cfg["blocks"]
-        self.train(cfg)
+        self.train(self.config(freeze_encoder=True, init_weights=str(plus / UNET_BEST), width=plus_cfg["width"],
+                               blocks=plus_cfg["blocks"]))
 
 
+@config_parameters(UNET, "width", "blocks")
 class TrainSupervised(_UNetTask):
     """The same U-Net trained on 100 % of the real masks: the upper reference."""
 

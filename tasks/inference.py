@@ -9,7 +9,7 @@ from pvl8da.errors import InputError
 from pvl8da.inference.products import check_paths, infer_clouds, infer_da, infer_outputs
 from pvl8da.sensors.probav import LandsatAsProbaVProduct, ProbaVProduct
 from pvl8da.storage.published import BASE_URL_ENV, MANIFEST, PUBLISHED, is_published
-from tasks.base import PVL8DATask
+from tasks.base import Folder, PVL8DATask
 
 CLOUD_WEIGHTS = "checkpoints/cloud_detection.weights.h5"
 DAGANS_WEIGHTS = "checkpoints/dagans_pv2l8.weights.h5"
@@ -60,9 +60,16 @@ class _Inference(PVL8DATask):
         return {name: luigi.LocalTarget(str(path)) for name, path in zip(("product", "clouds", "quicklook"),
                                                                           outputs.paths())}
 
+    make_folder = luigi.BoolParameter(default=False, significant=False,
+                                      description="create --image-dest's folder first (a Folder requirement)")
+
+    def requires(self):
+        return Folder(path=str(Path(self.image_dest).parent)) if self.make_folder else []
+
     def check_inputs(self) -> None:
         require_weights(**self.weights())
-        check_paths(self.source, self.image_dest)
+        if not self.make_folder or Path(self.image_dest).parent.is_dir():  # else the Folder requirement makes it
+            check_paths(self.source, self.image_dest)
         self.product_class(self.source).close()
 
     def provenance_files(self) -> dict[str, str]:

@@ -24,9 +24,12 @@ from pvl8da.errors import InputError
 from pvl8da.storage.published import PUBLISHED, resolve_weights
 from pvl8da.models.weights import record_sums
 from tasks.convert import ConvertPV
-from tasks.base import PVL8DATask
+from tasks.base import PVL8DATask, config_parameters, make_config
 from tasks.inference import require_weights, weights_base_url_parameter, weights_file
 
+CYCLEGAN = "pvl8da.training.cyclegan_config:CycleGANConfig"
+CLOUD_UNET = "pvl8da.training.cloud_unet:CloudTrainConfig"
+STEPS_HELP = {"steps_per_epoch": "cap on steps per epoch (tests, demos)"}
 ABLATIONS = {
     "full": {},
     "noidentity": {"identity_lambda": 0.0},
@@ -34,6 +37,16 @@ ABLATIONS = {
     "noidentity_nosegmentation": {"identity_lambda": 0.0, "segmentation_consistency_lmbda": 0.0},
     "nosegmentation_nocycle": {"segmentation_consistency_lmbda": 0.0, "cycled_lambda": 0.0},
 }
+
+
+class AblationsParameter(luigi.ListParameter):
+    """A JSON list of names of ABLATIONS; another name is refused as soon as it is given, before any work."""
+
+    def normalize(self, x):
+        unknown = sorted(set(x) - set(ABLATIONS)) if isinstance(x, (list, tuple)) else [x]
+        if unknown:
+            raise InputError(f"unknown ablations {unknown}; choose from {list(ABLATIONS)}")
+        return super().normalize(x)
 
 
 def _pairs(pairs_csv: str | None, pv_folder: str | None, l8_folder: str | None, window_hours: float,
@@ -77,6 +90,8 @@ class BuildPseudoSimultaneousDataset(luigi.Task):
                             self.patch_size, self.stride)
 
 
+@config_parameters(CLOUD_UNET, "epochs", "batch_size", "lr", "seed", "val_fraction", "steps_per_epoch",
+                   descriptions=STEPS_HELP)
 class TrainCloudDetector(luigi.Task):
     """The cloud U-Net on Landsat-as-Proba-V products of labelled scenes -> ``<folder>/<name>.weights.h5``."""
 
@@ -89,12 +104,6 @@ class TrainCloudDetector(luigi.Task):
     resolution = luigi.ChoiceParameter(choices=["333M", "100M", "1KM"], default="333M")
     folder = luigi.Parameter(default="models")
     name = luigi.Parameter(default="cloud_detection")
-    epochs = luigi.IntParameter(default=20)
-    batch_size = luigi.IntParameter(default=16)
-    lr = luigi.FloatParameter(default=1e-3)
-    seed = luigi.IntParameter(default=123)
-    val_fraction = luigi.FloatParameter(default=0.25)
-    steps_per_epoch = luigi.OptionalIntParameter(default=None)
 
     def output(self):
         return luigi.LocalTarget(str(Path(self.folder) / f"{self.name}.weights.h5"))
@@ -113,38 +122,30 @@ class TrainCloudDetector(luigi.Task):
         from pvl8da.training.cloud_unet import CloudTrainConfig, train_cloud_detector
 
         products = yield from _convert(self, self._scenes())
-        config = CloudTrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
-                                  val_fraction=self.val_fraction, steps_per_epoch=self.steps_per_epoch)
-        train_cloud_detector(products, self.output().path, config)
+        train_cloud_detector(products, self.output().path, make_config(CloudTrainConfig, self))
 
 
-class TrainCycleGAN(PVL8DATask):
-    """CycleGAN Proba-V <-> Landsat-as-Proba-V with the original parameters; the PV -> LU generator is
-    ``<folder>/genpv2l8cycle_<df_gen>_<df_disc>_<suffix>.weights.h5``. Resumes after a kill."""
-
-    resources = {"tensorflow": 1}
+class _CycleGANInputs:
+    """Where TrainCycleGAN and TrainAllCycleGAN read and write, and the frozen cloud model."""
 
     folder = luigi.Parameter(default="models", description="where models, checkpoints and logs go")
     dataset_folder = luigi.Parameter(default="datasets", description="holds simultaneous_landsatbiomeaspv_64_32.hdf5")
     pairs_csv = luigi.OptionalParameter(default=None, description="build the dataset from these pairs first")
     landsataspv_folder = luigi.Parameter(default="landsataspv")
-    gradient_penalty_mode = luigi.ChoiceParameter(choices=list(cyclegan_config.GP_MODES), default="meschederreal")
-    gradient_penalty_weight = luigi.FloatParameter(default=10.0)
-    df_gen = luigi.IntParameter(default=64)
-    df_disc = luigi.IntParameter(default=8)
-    epochs = luigi.IntParameter(default=25)
-    seed = luigi.IntParameter(default=123)
-    batch_size = luigi.IntParameter(default=48)
-    lr = luigi.FloatParameter(default=1e-4)
-    identity_lambda = luigi.FloatParameter(default=5.0)
-    cycled_lambda = luigi.FloatParameter(default=5.0)
-    segmentation_consistency_lmbda = luigi.FloatParameter(default=1.0)
     weights_cloud_detection = luigi.Parameter(default="checkpoints/cloud_detection.weights.h5",
                                               description=f"frozen cloud model: weights file, or {PUBLISHED}")
     weights_base_url = weights_base_url_parameter()
-    suffix = luigi.Parameter(default="")
-    normtype = luigi.ChoiceParameter(choices=list(cyclegan_config.NORMTYPES), default="batchnorm")
-    steps_per_epoch = luigi.OptionalIntParameter(default=None, description="cap on steps per epoch (tests, demos)")
+
+
+@config_parameters(CYCLEGAN, "gradient_penalty_weight", "df_gen", "df_disc", "epochs", "seed", "batch_size", "lr",
+                   "identity_lambda", "cycled_lambda", "segmentation_consistency_lmbda", "suffix", "steps_per_epoch",
+                   "gradient_penalty_mode", "normtype", descriptions=STEPS_HELP,
+                   choices={"gradient_penalty_mode": cyclegan_config.GP_MODES, "normtype": cyclegan_config.NORMTYPES})
+class TrainCycleGAN(_CycleGANInputs, PVL8DATask):
+    """CycleGAN Proba-V <-> Landsat-as-Proba-V with the original parameters; the PV -> LU generator is
+    ``<folder>/genpv2l8cycle_<df_gen>_<df_disc>_<suffix>.weights.h5``. Resumes after a kill."""
+
+    resources = {"tensorflow": 1}
 
     def requires(self):
         if self.pairs_csv:
@@ -153,26 +154,23 @@ class TrainCycleGAN(PVL8DATask):
         return []
 
     def config(self) -> cyclegan_config.CycleGANConfig:
-        return cyclegan_config.CycleGANConfig(
-            df_gen=self.df_gen, df_disc=self.df_disc, normtype=self.normtype,
-            gradient_penalty_mode=self.gradient_penalty_mode, gradient_penalty_weight=self.gradient_penalty_weight,
-            identity_lambda=self.identity_lambda, cycled_lambda=self.cycled_lambda,
-            segmentation_consistency_lmbda=self.segmentation_consistency_lmbda, lr=self.lr,
-            batch_size=self.batch_size, epochs=self.epochs, seed=self.seed, suffix=self.suffix,
-            steps_per_epoch=self.steps_per_epoch)
+        return make_config(cyclegan_config.CycleGANConfig, self)
 
     def output(self):
         return luigi.LocalTarget(str(cyclegan_config.output_paths(self.folder, self.config())["generator"]))
 
+    def dataset(self) -> Path:
+        """The pairs' dataset: the requirement's output (any patch size), else the default name in --dataset-folder."""
+        return Path(self.input().path) if self.pairs_csv else Path(self.dataset_folder) / pairs.DATASET_NAME
+
     def check_inputs(self) -> None:
         require_weights(weights_cloud_detection=self.weights_cloud_detection)
-        dataset = Path(self.dataset_folder) / pairs.DATASET_NAME
-        if not self.pairs_csv and not dataset.is_file():
-            raise InputError(f"{dataset}: pseudo-simultaneous dataset not found (build it with "
+        if not self.pairs_csv and not self.dataset().is_file():
+            raise InputError(f"{self.dataset()}: pseudo-simultaneous dataset not found (build it with "
                              "BuildPseudoSimultaneousDataset, or pass --pairs-csv)")
 
     def provenance_files(self) -> dict[str, str]:
-        return {"dataset": str(Path(self.dataset_folder) / pairs.DATASET_NAME),
+        return {"dataset": str(self.dataset()),
                 "weights_cloud_detection": weights_file(self.weights_cloud_detection, "cloud_detection")}
 
     def recorded_provenance(self) -> dict | None:
@@ -183,33 +181,19 @@ class TrainCycleGAN(PVL8DATask):
         from pvl8da.training.cyclegan import train_cyclegan
 
         self.check_inputs()
-        dataset = Path(self.dataset_folder) / pairs.DATASET_NAME
         cloud = resolve_weights(self.weights_cloud_detection, "cloud_detection", base_url=self.weights_base_url)
-        train_cyclegan(dataset, self.folder, self.config(), cloud, record=self.provenance_record(),
+        train_cyclegan(self.dataset(), self.folder, self.config(), cloud, record=self.provenance_record(),
                        overwrite=self.overwrite)
 
 
-class TrainAllCycleGAN(luigi.WrapperTask):
+@config_parameters(CYCLEGAN, "epochs", "batch_size", "lr", "seed", "steps_per_epoch", descriptions=STEPS_HELP)
+class TrainAllCycleGAN(_CycleGANInputs, luigi.WrapperTask):
     """The full model and the paper's ablations (identity 0; segmentation 0; both 0; segmentation and cycle 0)."""
 
-    folder = luigi.Parameter(default="models")
-    dataset_folder = luigi.Parameter(default="datasets")
-    pairs_csv = luigi.OptionalParameter(default=None)
-    weights_cloud_detection = luigi.Parameter(default="checkpoints/cloud_detection.weights.h5",
-                                              description=f"frozen cloud model: weights file, or {PUBLISHED}")
-    weights_base_url = weights_base_url_parameter()
-    epochs = luigi.IntParameter(default=25)
-    batch_size = luigi.IntParameter(default=48)
-    lr = luigi.FloatParameter(default=1e-4)
-    seed = luigi.IntParameter(default=123)
-    steps_per_epoch = luigi.OptionalIntParameter(default=None)
-    ablations = luigi.ListParameter(default=list(ABLATIONS))
+    ablations = AblationsParameter(default=list(ABLATIONS))
 
     def requires(self):
-        common = dict(folder=self.folder, dataset_folder=self.dataset_folder, pairs_csv=self.pairs_csv,
-                      weights_cloud_detection=self.weights_cloud_detection, weights_base_url=self.weights_base_url,
-                      epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
-                      steps_per_epoch=self.steps_per_epoch)
+        common = {name: value for name, value in self.param_kwargs.items() if name != "ablations"}
         return {name: TrainCycleGAN(suffix=name, **common, **ABLATIONS[name]) for name in self.ablations}
 
 
@@ -283,7 +267,7 @@ class TrainDefaultModels(luigi.Task):
     gan_lr = luigi.FloatParameter(default=5e-4)
     gan_gp_weight = luigi.FloatParameter(default=1.0, description="R1 weight; 10 (the paper's) holds the "
                                          "discriminator too far from the simulated radiometric difference")
-    ablations = luigi.ListParameter(default=[], description=f"also train these of {list(ABLATIONS)[1:]}")
+    ablations = AblationsParameter(default=[], description=f"also train these of {list(ABLATIONS)[1:]}")
     seed = luigi.IntParameter(default=123)
 
     def output(self):
@@ -304,9 +288,6 @@ class TrainDefaultModels(luigi.Task):
                           weights_cloud_detection=cloud.path, epochs=self.gan_epochs, batch_size=self.gan_batch_size,
                           lr=self.gan_lr, gradient_penalty_weight=self.gan_gp_weight, seed=self.seed,
                           steps_per_epoch=self.gan_steps, **common)
-        unknown = set(self.ablations) - set(ABLATIONS)
-        if unknown:
-            raise InputError(f"unknown ablations {sorted(unknown)}; choose from {list(ABLATIONS)}")
         names = ["full", *[a for a in self.ablations if a != "full"]]
         gans = yield {name: TrainCycleGAN(suffix=name, **gan_common, **ABLATIONS[name]) for name in names}
         yield EvaluateDA(pairs_csv=test_csv.path, weights_cloud_detection=cloud.path,

@@ -100,7 +100,7 @@ COVERED = {
 BASE_CONFIG = {
     "core": {"no_lock": "true", "autoload_range": "false", "log_level": "INFO"},
     "worker": {"check_complete_on_run": "true"},
-    "retcode": {"missing_data": "20", "task_failed": "30", "scheduling_error": "35", "unhandled_exception": "40"},
+    "retcode": {"task_failed": "30", "scheduling_error": "35", "unhandled_exception": "40"},
 }
 # The training chain in seconds: one epoch of two steps per model (the README's commands give the paths).
 TINY_TRAINING = {

@@ -14,7 +14,7 @@ import rasterio
 from pvl8da.errors import InputError
 from pvl8da.evaluation.calibration import labelled_sample, sample_threshold
 from pvl8da.datasets.patch_data import PatchData
-from pvl8da.evaluation.fcd_metrics import confusion, scores
+from pvl8da.evaluation.metrics import class_scores as scores, confusion
 from pvl8da.training.fcd_gan import FCDTrainer, GANConfig, train_fcd
 from pvl8da.training.fcd_unet import cloud_probability, load_unet
 from pvl8da.synthetic import write_biome_dataset
@@ -40,7 +40,8 @@ def chain(tmp_path_factory) -> dict:
                     checkpoint_every=3, progress=False, **common))
     _build(GenerateFCDMasks(sample_patches=8, **common))
     _build(TrainFCDPlus(**TINY_UNET, **common))
-    _build(FineTuneFCDPlus(keep_ratio=0.1, lr=1e-5, **{**TINY_UNET, "width": 99}, **common))
+    finetune = {k: v for k, v in TINY_UNET.items() if k not in ("width", "blocks")}  # FCD+'s network, always
+    _build(FineTuneFCDPlus(keep_ratio=0.1, lr=1e-5, **finetune, **common))
     _build(TrainSupervised(**TINY_UNET, **common))
     _build(EvaluateBiome(tile=96, **common))
     return {"out": base / "out", "root": root, "common": common}

@@ -6,7 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from pvl8da.evaluation.metrics import Confusion, confusion, scores
+from pvl8da.evaluation import fcd_metrics
+from pvl8da.evaluation.biome import score_tables
+from pvl8da.evaluation.da import score_table
+from pvl8da.evaluation.metrics import SCORE_NAMES, Confusion, class_scores, confusion, markdown_table, scores
 
 
 def test_confusion_counts_only_valid_pixels():
@@ -38,3 +41,26 @@ def test_scores_degenerate_cases():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="shape"):
         confusion(np.zeros((2, 2)), np.zeros((2, 3)))
+
+
+def test_one_implementation_of_each_score_and_table():
+    assert fcd_metrics.scores is class_scores  # the old module only re-exports
+    c = Confusion(tp=3, fp=1, fn=2, tn=4)
+    assert class_scores(c)["f1_cloud"] == scores(c)["f1"] == 6 / 9 and tuple(class_scores(c)) == SCORE_NAMES
+    assert markdown_table(["a", "b"], [[1, "x"]], right_aligned=1) == "| a | b |\n|---|---:|\n| 1 | x |\n"
+
+
+def test_report_tables_are_unchanged():
+    da_rows = [{"product": p, "method": "U-Net", "overall_accuracy": 0.5, "kappa": float("nan"), "commission": 0.25,
+                "omission": None, "f1": 1.0, "pixels": 7} for p in ("P1", "overall")]
+    assert score_table(da_rows) == (
+        "| product | method | OA | kappa | commission | omission | F1 | pixels |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|\n"
+        "| overall | U-Net | 50.00 | – | 25.00 | – | 100.00 | 7 |\n"
+        "| P1 | U-Net | 50.00 | – | 25.00 | – | 100.00 | 7 |\n")
+    biome_rows = [{"level": level, "biome": "Urban", "method": "FCD", **dict.fromkeys(SCORE_NAMES, 0.5)}
+                  for level in ("overall", "biome")]
+    assert score_tables(biome_rows, ["FCD"]) == (
+        "| Method | Accuracy | F1 clear | F1 cloud | mean F1 | IoU clear | IoU cloud | mean IoU |\n"
+        "|---|---|---|---|---|---|---|---|\n| FCD | 50.00 | 50.00 | 50.00 | 50.00 | 50.00 | 50.00 | 50.00 |\n\n"
+        "Accuracy / mean F1 (%) per biome:\n\n| Biome | FCD |\n|---|---|\n| Urban | 50.0 / 50.0 |\n")

@@ -171,3 +171,21 @@ def test_chunk_cache_spans_a_row_of_tiles_and_windows_write_through_it(tmp_path)
         assert p.dataset("CM_TEST").id.get_access_plist().get_chunk_cache()[1] == 2**20
     with ProbaVProduct(path) as p:
         assert np.array_equal(p.read("CM_TEST"), data)
+
+
+def test_both_writers_store_the_toa_bands_alike(tmp_path):
+    """Proba-V products (synthetic) and Landsat-as-Proba-V products (ConvertPV) go through write_toa_bands."""
+    from pvl8da.conversion import convert_scene
+    from pvl8da.synthetic import write_landsat8_scene, write_probav_product
+
+    products = [write_probav_product(tmp_path / "pv", shape=(300, 40), seed=1),
+                convert_scene(write_landsat8_scene(tmp_path / "l8", shape=(96, 96), seed=2), tmp_path / "out",
+                              progress=False)]
+    layouts = []
+    for path in products:
+        with h5py.File(path, "r") as f:
+            ds = [f[band_path(b)] for b in PV_BANDS]
+            layouts.append({(d.dtype, d.compression, d.compression_opts, d.shuffle, frozenset(d.attrs)) for d in ds})
+            assert all(d.chunks == (min(256, d.shape[0]), min(256, d.shape[1])) for d in ds)
+    expected = (np.dtype(np.int16), "gzip", 1, True, frozenset({"SCALE", "OFFSET", "MAPPING"}))
+    assert layouts[0] == layouts[1] == {expected}

@@ -6,24 +6,20 @@ import logging
 from collections import defaultdict
 from pathlib import Path
 
-import matplotlib
+import keras
+import numpy as np
+import rasterio
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import rasterio  # noqa: E402
-
-from pvl8da.storage.atomic import atomic_dir  # noqa: E402
-from pvl8da.errors import InputError  # noqa: E402
-from pvl8da.storage.atomic import save_json_atomic  # noqa: E402
-from pvl8da.evaluation.fcd_metrics import SCORE_NAMES, Confusion, confusion, scores  # noqa: E402
-from pvl8da.datasets.biome_patches import ASSIGNMENT, read_assignment  # noqa: E402
-from pvl8da.datasets.biome_scenes import valid_pixels  # noqa: E402
-from pvl8da.inference.fcd_tiling import predict_tiled, scene_reader  # noqa: E402
-from pvl8da.training.fcd_unet import calibrated_threshold, cloud_probability, load_unet  # noqa: E402
-from pvl8da.sensors.landsat8 import BIOME_THIN, open_scene  # noqa: E402
-from pvl8da.plots.common import save_figure, stretch  # noqa: E402
+from pvl8da.storage.atomic import atomic_dir
+from pvl8da.errors import InputError
+from pvl8da.storage.atomic import save_json_atomic
+from pvl8da.evaluation.metrics import SCORE_NAMES, Confusion, class_scores, confusion, markdown_table
+from pvl8da.datasets.biome_patches import ASSIGNMENT, read_assignment
+from pvl8da.datasets.biome_scenes import valid_pixels
+from pvl8da.inference.fcd_tiling import predict_tiled, scene_reader
+from pvl8da.training.fcd_unet import calibrated_threshold, cloud_probability, load_unet
+from pvl8da.sensors.landsat8 import BIOME_THIN, open_scene
+from pvl8da.plots.common import new_figure, save_figure, stretch
 
 log = logging.getLogger(__name__)
 
@@ -67,33 +63,28 @@ def unet_cuts(unet_dirs: dict[str, str | Path]) -> dict[str, tuple[str, float]]:
 
 
 def _rows(level: str, name: str, biome: str, per_method: dict[str, Confusion]) -> list[dict]:
-    return [{"level": level, "name": name, "biome": biome, "method": m, **scores(c), "pixels": c.total}
+    return [{"level": level, "name": name, "biome": biome, "method": m, **class_scores(c), "pixels": c.total}
             for m, c in per_method.items()]
 
 
-def markdown_table(rows: list[dict], methods: list[str]) -> str:
-    """Overall scores per method, then mean F1 per biome and method."""
+def score_tables(rows: list[dict], methods: list[str]) -> str:
+    """Overall scores per method, then accuracy and mean F1 per biome and method."""
     overall = {r["method"]: r for r in rows if r["level"] == "overall"}
-    lines = ["| Method | Accuracy | F1 clear | F1 cloud | mean F1 | IoU clear | IoU cloud | mean IoU |",
-             "|---|---|---|---|---|---|---|---|"]
-    for m in methods:
-        r = overall[m]
-        lines.append(f"| {m} | " + " | ".join(f"{100 * r[k]:.2f}" for k in SCORE_NAMES) + " |")
-    biomes = sorted({r["biome"] for r in rows if r["level"] == "biome"})
+    header = ["Method", "Accuracy", "F1 clear", "F1 cloud", "mean F1", "IoU clear", "IoU cloud", "mean IoU"]
+    table = markdown_table(header, ([m, *(f"{100 * overall[m][k]:.2f}" for k in SCORE_NAMES)] for m in methods))
     by = {(r["biome"], r["method"]): r for r in rows if r["level"] == "biome"}
-    lines += ["", "Accuracy / mean F1 (%) per biome:", "",
-              "| Biome | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
-    for b in biomes:
-        cells = [f"{100 * by[b, m]['accuracy']:.1f} / {100 * by[b, m]['f1_mean']:.1f}" for m in methods]
-        lines.append(f"| {b} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    per_biome = markdown_table(["Biome", *methods], (
+        [b, *(f"{100 * by[b, m]['accuracy']:.1f} / {100 * by[b, m]['f1_mean']:.1f}" for m in methods)]
+        for b in sorted({r["biome"] for r in rows if r["level"] == "biome"})))
+    return table + "\nAccuracy / mean F1 (%) per biome:\n\n" + per_biome
 
 
 def example_figure(examples: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, dict]], methods: list[str],
                    path: Path) -> None:
     """Rows of example scenes: RGB, ground truth, then each method's mask (white cloud, grey no data)."""
     ncol = 2 + len(methods)
-    fig, axes = plt.subplots(len(examples), ncol, figsize=(2.2 * ncol, 2.3 * len(examples)), squeeze=False)
+    fig = new_figure(figsize=(2.2 * ncol, 2.3 * len(examples)))
+    axes = fig.subplots(len(examples), ncol, squeeze=False)
     for row, (sid, rgb, truth, valid, preds) in zip(axes, examples):
         panels = [("RGB", stretch(rgb, valid)), ("Ground truth", truth)] + [(m, preds[m]) for m in methods]
         for ax, (title, img) in zip(row, panels):
@@ -139,18 +130,18 @@ def evaluate_biome(patch_dir: str | Path, fcd_masks_dir: str | Path, unet_dirs: 
             rgb = np.stack([scene.read_dn(b)[::step, ::step] for b in (4, 3, 2)], -1)
             examples.append((scene.scene_id, rgb, truth[::step, ::step], valid[::step, ::step],
                              {m: p[::step, ::step] for m, p in preds.items()}))
-        log.info("%s: %s", scene.scene_id, {m: round(scores(c)["accuracy"], 4) for m, c in per.items()})
+        log.info("%s: %s", scene.scene_id, {m: round(class_scores(c)["accuracy"], 4) for m, c in per.items()})
     for b in sorted(by_biome):
         rows += _rows("biome", b, b, by_biome[b])
     rows += _rows("overall", "all", "all", overall)
-    summary = {m: scores(overall[m]) for m in methods}
+    summary = {m: class_scores(overall[m]) for m in methods}
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         with open(tmp / "metrics.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, ["level", "name", "biome", "method", *SCORE_NAMES, "pixels"])
             writer.writeheader()
             writer.writerows(rows)
-        (tmp / "table.md").write_text(markdown_table(rows, methods))
+        (tmp / "table.md").write_text(score_tables(rows, methods))
         save_json_atomic(summary, tmp / "summary.json")
         example_figure(examples, methods, tmp / "examples.png")
     return summary

@@ -11,7 +11,7 @@ import numpy as np
 
 from pvl8da.errors import InputError
 from pvl8da.datasets.patch_data import PatchData
-from pvl8da.evaluation.fcd_metrics import best_threshold
+from pvl8da.evaluation.metrics import best_threshold
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
 """Maps a batch ``x`` (B, P, P, 10) to per-pixel scores (B, P, P); higher means cloudier."""

@@ -1,15 +1,22 @@
-"""Binary cloud-detection scores over valid pixels: accuracy, Cohen's kappa, commission, omission, F1.
+"""Binary cloud-detection scores over valid pixels, for both systems, and the tables that report them.
 
-Commission error is the fraction of clear pixels labelled cloud, FP / (FP + TN); omission error is the
-fraction of cloud pixels labelled clear, FN / (FN + TP) -- the definitions of the paper's tables.
+Domain adaptation (``scores``, METRIC_NAMES): accuracy, Cohen's kappa, commission, omission, F1. Commission
+error is the fraction of clear pixels labelled cloud, FP / (FP + TN); omission error is the fraction of cloud
+pixels labelled clear, FN / (FN + TP) -- the definitions of the paper's tables. FCD (``class_scores``,
+SCORE_NAMES): accuracy, F1 and IoU of each class and their means; ``best_threshold`` picks a cut by F1.
 """
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from pvl8da.errors import InputError
+
 METRIC_NAMES = ("overall_accuracy", "kappa", "commission", "omission", "f1")
+SCORE_NAMES = ("accuracy", "f1_clear", "f1_cloud", "f1_mean", "iou_clear", "iou_cloud", "iou_mean")
 
 
 @dataclass(frozen=True)
@@ -71,3 +78,56 @@ def scores(c: Confusion) -> dict[str, float]:
         "omission": ratio(c.fn, c.fn + c.tp),
         "f1": ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn),
     }
+
+
+def class_scores(c: Confusion) -> dict[str, float]:
+    """Accuracy, and F1 and IoU of the clear and the cloud class and their means (SCORE_NAMES)."""
+    f1_cloud = ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn)
+    f1_clear = ratio(2 * c.tn, 2 * c.tn + c.fp + c.fn)
+    iou_cloud = ratio(c.tp, c.tp + c.fp + c.fn)
+    iou_clear = ratio(c.tn, c.tn + c.fp + c.fn)
+    return {
+        "accuracy": ratio(c.tp + c.tn, c.total),
+        "f1_clear": f1_clear,
+        "f1_cloud": f1_cloud,
+        "f1_mean": float(np.nanmean([f1_clear, f1_cloud])) if c.total else float("nan"),
+        "iou_clear": iou_clear,
+        "iou_cloud": iou_cloud,
+        "iou_mean": float(np.nanmean([iou_clear, iou_cloud])) if c.total else float("nan"),
+    }
+
+
+def best_threshold(values: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """The threshold t maximising the cloud F1 of ``values >= t`` against ``truth``, and that F1.
+
+    Exact: every distinct value is tried as a cut. InputError when ``truth`` has no positive pixel.
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    truth = np.asarray(truth, dtype=bool).ravel()
+    n_pos = int(truth.sum())
+    if n_pos == 0:
+        raise InputError("threshold search: the labelled sample holds no cloud pixel")
+    order = np.argsort(-values, kind="stable")
+    v, y = values[order], truth[order]
+    tp = np.cumsum(y)
+    fp = np.cumsum(~y)
+    cut = np.r_[v[1:] != v[:-1], True]  # last index of each group of equal values
+    f1 = np.where(cut, 2 * tp / (tp + fp + n_pos), -1.0)
+    i = int(np.argmax(f1))
+    return float(v[i]), float(f1[i])
+
+
+def percent(value: float | None, digits: int = 2) -> str:
+    """A score in percent with ``digits`` decimals; "–" when it is missing or NaN."""
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.{digits}f}"
+
+
+def markdown_row(cells: Iterable[object]) -> str:
+    """One line of a Markdown table."""
+    return "| " + " | ".join(map(str, cells)) + " |\n"
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Iterable[object]], right_aligned: int = 0) -> str:
+    """A Markdown table, each line ending in a newline; the last ``right_aligned`` columns align right."""
+    rule = "|" + "|".join(["---"] * (len(header) - right_aligned) + ["---:"] * right_aligned) + "|\n"
+    return markdown_row(header) + rule + "".join(markdown_row(cells) for cells in rows)

@@ -1,15 +1,22 @@
-"""Helpers shared by the quicklook figures."""
+"""Helpers shared by the quicklook figures: figures drawn on Agg canvases outside pyplot, so that importing
+or using pvl8da neither selects nor changes the user's matplotlib backend (e.g. in a notebook)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from pvl8da.storage.atomic import atomic_path
 
-from pvl8da.storage.atomic import atomic_path  # noqa: E402
+
+def new_figure(**options: Any) -> Figure:
+    """A figure (``options`` as for matplotlib's Figure) with its own Agg canvas, unknown to pyplot."""
+    figure = Figure(**options)
+    FigureCanvasAgg(figure)
+    return figure
 
 
 def stretch(rgb: np.ndarray, valid: np.ndarray | None = None, percentiles=(2, 98)) -> np.ndarray:
@@ -24,10 +31,9 @@ def stretch(rgb: np.ndarray, valid: np.ndarray | None = None, percentiles=(2, 98
     return out
 
 
-def save_figure(fig: plt.Figure, path: str | Path) -> Path:
-    """Write a figure to PNG atomically and close it."""
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write a figure to PNG atomically."""
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
     return path

@@ -5,12 +5,11 @@ import os
 from pathlib import Path
 
 import h5py
-import matplotlib.pyplot as plt
 import numpy as np
 
 from pvl8da.sensors.landsat8 import Landsat8Scene
-from pvl8da.plots.common import save_figure, stretch
-from pvl8da.sensors.probav import PV_BANDS
+from pvl8da.plots.common import new_figure, save_figure, stretch
+from pvl8da.sensors.probav import PV_BANDS, band_path
 
 MAX_SIDE = 1000
 
@@ -26,14 +25,15 @@ def conversion_quicklook(scene: Landsat8Scene, product_path: str | os.PathLike,
     rgb = np.stack([scene.toa(b)[::step30, ::step30] for b in (4, 3, 2)], axis=-1)
     rgb_valid = ~scene.invalid()[::step30, ::step30]
     with h5py.File(product_path, "r") as f:
-        shape = f[f"LEVEL2A/RADIOMETRY/{PV_BANDS[0]}/TOA"].shape
+        shape = f[band_path(PV_BANDS[0])].shape
         step = max(1, max(shape) // MAX_SIDE)
-        bands = {b: _read_decimated(f, f"LEVEL2A/RADIOMETRY/{b}/TOA", step) for b in PV_BANDS}
+        bands = {b: _read_decimated(f, band_path(b), step) for b in PV_BANDS}
         clouds = _read_decimated(f, "CM_RESAMPLED", step) if "CM_RESAMPLED" in f else None
     pv_valid = bands["BLUE"] > -1000
     false_colour = np.stack([bands[b] / 2000.0 for b in ("SWIR", "NIR", "BLUE")], axis=-1)
     panels = 3 if clouds is not None else 2
-    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 5))
+    fig = new_figure(figsize=(5 * panels, 5))
+    axes = fig.subplots(1, panels)
     axes[0].imshow(stretch(rgb, rgb_valid))
     axes[0].set_title(f"Landsat-8 {scene.scene_id}\nTOA B4/B3/B2 (30 m, UTM)")
     axes[1].imshow(stretch(false_colour, pv_valid))

@@ -4,10 +4,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 
-from pvl8da.plots.common import save_figure
+from pvl8da.plots.common import new_figure, save_figure
 
 LABELS = {"overall_accuracy": "OA", "kappa": "kappa", "commission": "commission", "omission": "omission",
           "f1": "F1"}
@@ -16,7 +15,8 @@ LABELS = {"overall_accuracy": "OA", "kappa": "kappa", "commission": "commission"
 def evaluation_bar_chart(rows: list[dict], path: str | Path, metrics: tuple[str, ...] = tuple(LABELS)) -> Path:
     """Grouped bars (percent) of ``metrics`` for each row's ``method``; NaN scores are left out."""
     methods = [r["method"] for r in rows]
-    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(metrics), 4.2))
+    fig = new_figure(figsize=(1.6 + 1.5 * len(metrics), 4.2))
+    ax = fig.subplots()
     width = 0.8 / max(len(rows), 1)
     x = np.arange(len(metrics))
     for i, row in enumerate(rows):

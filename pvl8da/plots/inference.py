@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pvl8da.plots.common import plt, save_figure, stretch
+from pvl8da.plots.common import new_figure, save_figure, stretch
 from pvl8da.sensors.probav import PV_BANDS
 
 #: False-colour composite (R, G, B) = (NIR, RED, BLUE).
@@ -63,7 +63,8 @@ def plot_inference(samples: QuicklookSamples, sm_cloud: np.ndarray, title: str, 
     panels.append((f"{cm_name} ≥ {threshold}", _overlay(rgb_before, clouds & valid)))
     panels.append(("operational SM cloud mask", _overlay(rgb_before, sm_cloud & valid, colour=(1.0, 0.8, 0.0))))
     aspect = rgb_before.shape[0] / rgb_before.shape[1]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2 * aspect + 0.9), layout="constrained")
+    fig = new_figure(figsize=(4.2 * len(panels), 4.2 * aspect + 0.9), layout="constrained")
+    axes = fig.subplots(1, len(panels))
     for ax, (name, image) in zip(axes, panels):
         ax.imshow(np.round(image * 255).astype(np.uint8), interpolation="nearest")  # uint8: a quarter of the memory
         ax.set_title(name, fontsize=10)

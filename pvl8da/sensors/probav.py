@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +41,25 @@ SM_CLEAR, SM_SHADOW, SM_UNDEFINED, SM_CLOUD, SM_SNOW = 0, 1, 2, 3, 4
 def band_path(band: str) -> str:
     """HDF5 path of a band's TOA dataset."""
     return f"LEVEL2A/RADIOMETRY/{band}/TOA"
+
+
+def create_grid_dataset(group: h5py.Group, name: str, shape: tuple[int, int], shuffle: bool = True,
+                        attrs: dict | None = None, **options) -> h5py.Dataset:
+    """A 2-D dataset on a product's grid as every product layer is stored: chunks of up to 256², gzip level 1, the
+    byte shuffle unless ``shuffle`` is false, and ``attrs`` in that order; ``options`` go to h5py (data, dtype, ...)."""
+    ds = group.create_dataset(name, shape=shape, chunks=_chunks(shape), compression="gzip", compression_opts=1,
+                              shuffle=shuffle, **options)
+    for key, value in (attrs or {}).items():
+        ds.attrs[key] = value
+    return ds
+
+
+def write_toa_bands(group: h5py.Group, bands: Iterable[np.ndarray], mapping: np.ndarray, scale, offset) -> None:
+    """The TOA datasets of PV_BANDS, in that order (int16 DN, attributes SCALE, OFFSET and MAPPING). ``scale`` and
+    ``offset`` are stored with their own type: Proba-V's products hold float32, the Landsat-as-Proba-V ones integers."""
+    for band, dn in zip(PV_BANDS, bands, strict=True):
+        create_grid_dataset(group, band_path(band), dn.shape, data=dn,
+                            attrs={"SCALE": scale, "OFFSET": offset, "MAPPING": mapping})
 
 
 def mapping_from_transform(transform: Affine) -> np.ndarray:
@@ -261,12 +281,8 @@ class _Product:
         if name in self.file:
             self._datasets.pop(name, None)
             del self.file[name]
-        ds = self.file.create_dataset(name, shape=self.shape, dtype=dtype, fillvalue=fill,
-                                      chunks=_chunks(self.shape), compression="gzip", compression_opts=1,
-                                      shuffle=True)
-        ds.attrs["MAPPING"] = self.file[band_path(PV_BANDS[0])].attrs["MAPPING"]
-        for key, value in attrs.items():
-            ds.attrs[key] = value
+        ds = create_grid_dataset(self.file, name, self.shape, dtype=dtype, fillvalue=fill,
+                                 attrs={"MAPPING": self.file[band_path(PV_BANDS[0])].attrs["MAPPING"], **attrs})
         del ds  # closed, so that the handle returned is the product's own, with its chunk cache
         return self.dataset(name)
 
