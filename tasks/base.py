@@ -8,9 +8,7 @@ and ``--overwrite``. Input errors that can be seen before running (``check_input
 """
 from __future__ import annotations
 
-import ast
 import dataclasses
-import importlib.util
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -118,38 +116,26 @@ class Folder(luigi.Task):
         Path(self.path).mkdir(parents=True, exist_ok=True)
 
 
-def config_fields(config: str) -> dict[str, tuple[str, ast.expr]]:
-    """Annotation and default (as source) of each field of the dataclass ``"module:Class"``, read without
-    importing the module: the trainers' modules import TensorFlow, which scheduling never loads."""
-    module, name = config.split(":")
-    tree = ast.parse(Path(importlib.util.find_spec(module).origin).read_text())
-    body = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == name).body
-    return {node.target.id: (ast.unparse(node.annotation), node.value) for node in body
-            if isinstance(node, ast.AnnAssign) and node.value is not None}
-
-
-def field_default(node: ast.expr) -> Any:
-    """A field's default: a literal, or the literal returned by ``field(default_factory=lambda: ...)``."""
-    if isinstance(node, ast.Call):
-        node = next(k.value for k in node.keywords if k.arg == "default_factory").body
-    return ast.literal_eval(node)
-
-
-def config_parameters(config: str, *names: str, choices: dict[str, Iterable] | None = None,
+def config_parameters(config: type, *names: str, choices: dict[str, Iterable] | None = None,
                       descriptions: dict[str, str] | None = None, **defaults: Any) -> Callable[[type], type]:
-    """Class decorator: Luigi parameters for the named fields of ``config`` (and those given new ``defaults``),
-    with the dataclass's types and defaults, so each setting is declared once (build it back with make_config)."""
-    fields = config_fields(config)
+    """Class decorator: Luigi parameters for the named fields of the dataclass ``config`` (and those given new
+    ``defaults``), with its types and defaults, so each setting is declared once (build it back with make_config)."""
+    fields = {f.name: f for f in dataclasses.fields(config)}
 
     def decorate(cls: type) -> type:
         for name in [*names, *defaults]:
-            annotation, node = fields[name]
-            default = defaults[name] if name in defaults else field_default(node)
+            field = fields[name]
+            if name in defaults:
+                default = defaults[name]
+            elif field.default_factory is not dataclasses.MISSING:
+                default = field.default_factory()
+            else:
+                default = field.default
             options = {"default": default, "description": (descriptions or {}).get(name)}
             if name in (choices or {}):
                 parameter = luigi.ChoiceParameter(choices=list(choices[name]), **options)
             else:
-                parameter = PARAMETER_TYPES[annotation](**options)
+                parameter = PARAMETER_TYPES[str(field.type)](**options)
             setattr(cls, name, parameter)
             parameter.__set_name__(cls, name)  # what a class-body declaration gets from Python
         return cls

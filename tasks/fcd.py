@@ -8,20 +8,16 @@ light tasks such as ConvertPV) never loads TensorFlow.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import luigi
 
 from pvl8da.storage.atomic import atomic_dir
 from pvl8da.datasets.biome_patches import prepare_biome_patches
 from pvl8da.synthetic import write_biome_dataset
+from pvl8da.training.configs import GANConfig, UNetConfig
 from tasks.base import config_parameters, make_config
 
-if TYPE_CHECKING:
-    from pvl8da.training.fcd_unet import UNetConfig
-
-GAN = "pvl8da.training.fcd_gan:GANConfig"
-UNET = "pvl8da.training.fcd_unet:UNetConfig"
+GAN, UNET = GANConfig, UNetConfig
 
 
 class SyntheticBiome(luigi.Task):
@@ -88,7 +84,7 @@ class TrainFCD(_FCDTask):
         return luigi.LocalTarget(self.path("fcd", "done.json"))
 
     def run(self):
-        from pvl8da.training.fcd_gan import GANConfig, train_fcd
+        from pvl8da.training.fcd_gan import train_fcd
 
         cfg = make_config(GANConfig, self, log_every=min(100, self.val_every))
         patches = Path(self.input().path)
@@ -123,7 +119,6 @@ class _UNetTask(_FCDTask):
         return luigi.LocalTarget(self.path(self.folder, "done.json"))
 
     def config(self, **extra) -> UNetConfig:
-        from pvl8da.training.fcd_unet import UNetConfig
 
         return make_config(UNetConfig, self, log_every=min(100, self.val_every), **extra)
 

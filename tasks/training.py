@@ -16,6 +16,7 @@ from pathlib import Path
 import luigi
 
 from pvl8da.training import cyclegan_config
+from pvl8da.training.configs import CloudTrainConfig
 
 from pvl8da.datasets import pairs
 from pvl8da.storage.atomic import atomic_path, load_json
@@ -27,8 +28,7 @@ from tasks.convert import ConvertPV
 from tasks.base import PVL8DATask, config_parameters, make_config
 from tasks.inference import require_weights, weights_base_url_parameter, weights_file
 
-CYCLEGAN = "pvl8da.training.cyclegan_config:CycleGANConfig"
-CLOUD_UNET = "pvl8da.training.cloud_unet:CloudTrainConfig"
+CYCLEGAN, CLOUD_UNET = cyclegan_config.CycleGANConfig, CloudTrainConfig
 STEPS_HELP = {"steps_per_epoch": "cap on steps per epoch (tests, demos)"}
 ABLATIONS = {
     "full": {},
@@ -119,7 +119,7 @@ class TrainCloudDetector(luigi.Task):
         raise InputError("give --pairs-csv or --l8-folder")
 
     def run(self):
-        from pvl8da.training.cloud_unet import CloudTrainConfig, train_cloud_detector
+        from pvl8da.training.cloud_unet import train_cloud_detector
 
         products = yield from _convert(self, self._scenes())
         train_cloud_detector(products, self.output().path, make_config(CloudTrainConfig, self))

@@ -16,10 +16,8 @@ from luigi.task_register import Register
 import tasks  # noqa: F401  (registers every task)
 from pvl8da.errors import InputError
 from pvl8da.synthetic import write_probav_product
-from pvl8da.training.cloud_unet import CloudTrainConfig
 from pvl8da.training.cyclegan_config import CycleGANConfig
-from pvl8da.training.fcd_gan import GANConfig
-from pvl8da.training.fcd_unet import UNetConfig
+from pvl8da.training.configs import CloudTrainConfig, GANConfig, UNetConfig
 from tasks.base import Folder
 from tasks.batch import InferenceAll
 from tasks.fcd import FineTuneFCDPlus, TrainFCD, TrainFCDPlus, TrainSupervised

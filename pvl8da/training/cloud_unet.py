@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from pvl8da.storage.atomic import atomic_path, load_json, save_json_atomic, save_weights_atomic
 from pvl8da.training import skeleton
+from pvl8da.training.configs import CloudTrainConfig
 from pvl8da.training.augment import d4_transform
 from pvl8da.training.cyclegan import recalibrate_batchnorm
 from pvl8da.errors import InputError
@@ -28,26 +29,6 @@ from pvl8da.evaluation.metrics import confusion, scores
 from pvl8da.sensors.probav import LandsatAsProbaVProduct
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class CloudTrainConfig:
-    """Hyper-parameters of the cloud U-Net training."""
-
-    epochs: int = 20
-    batch_size: int = 16
-    patch_size: int = 64
-    stride: int = 32
-    min_valid_fraction: float = 0.25
-    lr: float = 1e-3
-    seed: int = 123
-    val_fraction: float = 0.25
-    steps_per_epoch: int | None = None
-    bn_momentum: float = 0.9
-
-    def __post_init__(self) -> None:
-        if self.patch_size % 4:
-            raise InputError(f"patch_size {self.patch_size} must be a multiple of 4 (U-Net pooling)")
 
 
 @dataclass

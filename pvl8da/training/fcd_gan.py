@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import keras
@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from pvl8da.training import fcd_losses as losses
 from pvl8da.training import skeleton
+from pvl8da.training.configs import GANConfig
 from pvl8da.evaluation.calibration import score_samples
 from pvl8da.datasets.patch_data import PatchData
 from pvl8da.storage.atomic import load_json
@@ -23,31 +24,6 @@ log = logging.getLogger(__name__)
 
 BEST, FINAL = skeleton.weight_names("generator")
 WARMUP_LR = 1e-3
-
-
-@dataclass
-class GANConfig:
-    """Hyper-parameters; the defaults are the paper's (SPEC §7)."""
-
-    iterations: int = 200_000
-    decay_start: int | None = None  # default: iterations // 2
-    batch_size: int = 16
-    n_critic: int = 5
-    lr: float = 1e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    width: int = 64
-    n_res: int = 6
-    d_width: int = 64
-    d_layers: int = 6
-    val_every: int = 1000
-    val_patches: int = 1024
-    checkpoint_every: int = 1000
-    log_every: int = 100
-    seed: int = 0
-    augment: bool = True
-    identity_warmup: int = 0  # generator steps fitting G(x, c) = x in both domains before the GAN; 0: none
-    weights: dict = field(default_factory=lambda: asdict(losses.GANWeights()))
 
 
 def linear_decay(step: int, total: int, decay_start: int, lr0: float) -> float:

@@ -2,19 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import tensorflow as tf
 
-
-@dataclass(frozen=True)
-class GANWeights:
-    """Loss weights of SPEC §7."""
-
-    gp: float = 10.0
-    cls: float = 1.0
-    rec: float = 10.0
-    idt: float = 10.0
+from pvl8da.training.configs import GANWeights  # noqa: F401  (re-exported: the loss weights)
 
 
 def critic_loss(real_src: tf.Tensor, fake_src: tf.Tensor) -> tf.Tensor:

@@ -3,7 +3,7 @@ supervised U-Net: one training loop with validation F1, best weights and resumpt
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import h5py
@@ -14,6 +14,7 @@ import tensorflow as tf
 from pvl8da.errors import InputError
 from pvl8da.training import fcd_losses as losses
 from pvl8da.training import skeleton
+from pvl8da.training.configs import UNetConfig
 from pvl8da.evaluation.calibration import sample_threshold
 from pvl8da.datasets.patch_data import PatchData
 from pvl8da.storage.atomic import load_json
@@ -23,33 +24,6 @@ from pvl8da.models.fcd import build_unet, set_encoder_trainable
 log = logging.getLogger(__name__)
 
 BEST, FINAL = skeleton.weight_names("model")
-
-
-@dataclass
-class UNetConfig:
-    """Hyper-parameters of the U-Net runs; ``keep_ratio``/``freeze_encoder``/``init_weights`` make a fine-tune.
-
-    ``calibration_patches`` > 0 also picks a probability threshold by F1 on that seeded labelled sample
-    of training patches (the one FCD's threshold comes from) and records it in ``done.json``.
-    """
-
-    iterations: int = 50_000
-    batch_size: int = 64
-    lr: float = 1e-4
-    width: int = 64
-    blocks: list[int] = field(default_factory=lambda: [3, 4, 6, 3])
-    cls_weight: float = 1.0
-    keep_ratio: float = 1.0
-    freeze_encoder: bool = False
-    init_weights: str | None = None
-    val_every: int = 1000
-    val_patches: int = 2048
-    checkpoint_every: int = 1000
-    log_every: int = 100
-    seed: int = 0
-    augment: bool = True
-    calibration_patches: int = 0
-    calibration_seed: int = 0
 
 
 def load_unet(run_dir: str | Path, best: bool = True) -> keras.Model:
