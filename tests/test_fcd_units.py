@@ -8,7 +8,8 @@ import pytest
 from rasterio.windows import Window
 
 from pvl8da.errors import InputError
-from pvl8da.evaluation.fcd_metrics import Confusion, best_threshold, scores
+from pvl8da.evaluation.metrics import Confusion, best_threshold
+from pvl8da.evaluation.metrics import class_scores as scores
 from pvl8da.datasets.biome_patches import split_counts, split_scenes
 from pvl8da.datasets.biome_scenes import SceneRef, scale_dn
 from pvl8da.inference.fcd_tiling import predict_tiled

@@ -6,7 +6,6 @@ import math
 import numpy as np
 import pytest
 
-from pvl8da.evaluation import fcd_metrics
 from pvl8da.evaluation.biome import score_tables
 from pvl8da.evaluation.da import score_table
 from pvl8da.evaluation.metrics import SCORE_NAMES, Confusion, class_scores, confusion, markdown_table, scores
@@ -44,7 +43,6 @@ def test_shape_mismatch_is_an_error():
 
 
 def test_one_implementation_of_each_score_and_table():
-    assert fcd_metrics.scores is class_scores  # the old module only re-exports
     c = Confusion(tp=3, fp=1, fn=2, tn=4)
     assert class_scores(c)["f1_cloud"] == scores(c)["f1"] == 6 / 9 and tuple(class_scores(c)) == SCORE_NAMES
     assert markdown_table(["a", "b"], [[1, "x"]], right_aligned=1) == "| a | b |\n|---|---:|\n| 1 | x |\n"

@@ -16,7 +16,7 @@ from pvl8da.training.configs import GANConfig
 from pvl8da.evaluation.calibration import score_samples
 from pvl8da.datasets.patch_data import PatchData
 from pvl8da.storage.atomic import load_json
-from pvl8da.evaluation.fcd_metrics import best_threshold
+from pvl8da.evaluation.metrics import best_threshold
 from pvl8da.models.fcd import build_discriminator, build_generator
 from pvl8da.datasets.biome_scenes import RGB
 

@@ -18,7 +18,7 @@ from pvl8da.training.configs import UNetConfig
 from pvl8da.evaluation.calibration import sample_threshold
 from pvl8da.datasets.patch_data import PatchData
 from pvl8da.storage.atomic import load_json
-from pvl8da.evaluation.fcd_metrics import confusion, scores
+from pvl8da.evaluation.metrics import class_scores, confusion
 from pvl8da.models.fcd import build_unet, set_encoder_trainable
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def validation_f1(model: keras.Model, val: PatchData, limit: int, batch_size: in
     for b in val.iter_batches(batch_size, limit):
         p = cloud_probability(model, b["x"])
         total = total + confusion(p >= 0.5, b["cloud"][..., 0] > 0, b["valid"][..., 0] > 0)
-    return scores(total)["f1_cloud"]
+    return class_scores(total)["f1_cloud"]
 
 
 def _train_step_fn(model: keras.Model, opt: keras.optimizers.Optimizer, cls_weight: float):
