@@ -295,80 +295,79 @@ def _corner_lat_lon(crs: CRS, transform: Affine, shape: tuple[int, int]) -> dict
     return {name: (lats[i], lons[i], xs[i], ys[i]) for i, name in enumerate(corners)}
 
 
-def _mtl_tree(collection: int, satellite: int, seed: int, scene_id: str, crs: CRS, transform: Affine, shape: tuple[int, int],
-              when: dt.datetime, elevation: float, azimuth: float, cloud_cover: float,
-              path_row: tuple[int, int], with_pan: bool) -> dict:
-    height, width = shape
+def _corner_fields(crs: CRS, transform: Affine, shape: tuple[int, int]) -> dict:
+    """The MTL's corner latitudes/longitudes, then projection coordinates."""
     corners = _corner_lat_lon(crs, transform, shape)
-    corner_fields = {}
-    for name, (lat, lon, x, y) in corners.items():
-        corner_fields[f"CORNER_{name}_LAT_PRODUCT"] = round(float(lat), 5)
-        corner_fields[f"CORNER_{name}_LON_PRODUCT"] = round(float(lon), 5)
-    for name, (lat, lon, x, y) in corners.items():
-        corner_fields[f"CORNER_{name}_PROJECTION_X_PRODUCT"] = round(float(x), 3)
-        corner_fields[f"CORNER_{name}_PROJECTION_Y_PRODUCT"] = round(float(y), 3)
-    qa_name = f"{scene_id}_{quality.QUALITY_BAND[collection]}.TIF"
-    spacecraft = f"LANDSAT_{satellite}"
-    bands = [b for b in range(1, 12) if with_pan or b != 8]
-    files = {f"FILE_NAME_BAND_{b}": f"{scene_id}_B{b}.TIF" for b in bands}
-    sizes = {"REFLECTIVE_LINES": height, "REFLECTIVE_SAMPLES": width, "THERMAL_LINES": height,
-             "THERMAL_SAMPLES": width}
-    if with_pan:
-        sizes = {"PANCHROMATIC_LINES": 2 * height, "PANCHROMATIC_SAMPLES": 2 * width, **sizes}
-    rescaling = {}
-    for b in range(1, 12):
-        rescaling[f"RADIANCE_MULT_BAND_{b}"] = RADIANCE_MULT
-    for b in range(1, 12):
-        rescaling[f"RADIANCE_ADD_BAND_{b}"] = RADIANCE_ADD
-    for b in range(1, 10):
-        rescaling[f"REFLECTANCE_MULT_BAND_{b}"] = REFLECTANCE_MULT
-    for b in range(1, 10):
-        rescaling[f"REFLECTANCE_ADD_BAND_{b}"] = REFLECTANCE_ADD
+    fields = {}
+    for name, (lat, lon, _, _) in corners.items():
+        fields[f"CORNER_{name}_LAT_PRODUCT"] = round(float(lat), 5)
+        fields[f"CORNER_{name}_LON_PRODUCT"] = round(float(lon), 5)
+    for name, (_, _, x, y) in corners.items():
+        fields[f"CORNER_{name}_PROJECTION_X_PRODUCT"] = round(float(x), 3)
+        fields[f"CORNER_{name}_PROJECTION_Y_PRODUCT"] = round(float(y), 3)
+    return fields
+
+
+def _calibration() -> tuple[dict, dict]:
+    """The MTL's radiometric rescaling and thermal constants of the synthetic sensor."""
+    rescaling = {f"RADIANCE_MULT_BAND_{b}": RADIANCE_MULT for b in range(1, 12)}
+    rescaling.update({f"RADIANCE_ADD_BAND_{b}": RADIANCE_ADD for b in range(1, 12)})
+    rescaling.update({f"REFLECTANCE_MULT_BAND_{b}": REFLECTANCE_MULT for b in range(1, 10)})
+    rescaling.update({f"REFLECTANCE_ADD_BAND_{b}": REFLECTANCE_ADD for b in range(1, 10)})
     thermal = {}
     for b, (k1, k2) in THERMAL_K.items():
         thermal[f"K1_CONSTANT_BAND_{b}"] = k1
         thermal[f"K2_CONSTANT_BAND_{b}"] = k2
+    return rescaling, thermal
+
+
+def _mtl_tree(collection: int, satellite: int, seed: int, scene_id: str, crs: CRS, transform: Affine,
+              shape: tuple[int, int], when: dt.datetime, elevation: float, azimuth: float, cloud_cover: float,
+              path_row: tuple[int, int], with_pan: bool) -> dict:
+    """The MTL of a synthetic scene in its generation's layout (pre-collection and Collection 1, or 2)."""
+    height, width = shape
+    files = {f"FILE_NAME_BAND_{b}": f"{scene_id}_B{b}.TIF" for b in range(1, 12) if with_pan or b != 8}
+    sizes = {"REFLECTIVE_LINES": height, "REFLECTIVE_SAMPLES": width, "THERMAL_LINES": height,
+             "THERMAL_SAMPLES": width}
+    if with_pan:
+        sizes = {"PANCHROMATIC_LINES": 2 * height, "PANCHROMATIC_SAMPLES": 2 * width, **sizes}
+    rescaling, thermal = _calibration()
     projection = {"MAP_PROJECTION": "UTM", "DATUM": "WGS84", "ELLIPSOID": "WGS84",
                   "UTM_ZONE": int(crs.to_epsg()) % 100, "GRID_CELL_SIZE_REFLECTIVE": 30.0,
                   "GRID_CELL_SIZE_THERMAL": 30.0, "ORIENTATION": "NORTH_UP",
                   "RESAMPLING_OPTION": "CUBIC_CONVOLUTION"}
-    centre_time = when.strftime("%H:%M:%S.%f") + "0Z"
+    acquisition = {"SPACECRAFT_ID": f"LANDSAT_{satellite}", "SENSOR_ID": "OLI_TIRS", "WRS_PATH": path_row[0],
+                   "WRS_ROW": path_row[1], "DATE_ACQUIRED": when.date(),
+                   "SCENE_CENTER_TIME": when.strftime("%H:%M:%S.%f") + "0Z"}
     image = {"CLOUD_COVER": round(100 * cloud_cover, 2), "SUN_AZIMUTH": azimuth, "SUN_ELEVATION": elevation,
              "EARTH_SUN_DISTANCE": 1.0}
-    if collection < quality.COLLECTION_2:
-        info = {"ORIGIN": "pvl8da synthetic scene"}
-        if collection == quality.COLLECTION_1:
-            info.update(LANDSAT_SCENE_ID=_pre_collection_id(seed, when), LANDSAT_PRODUCT_ID=scene_id,
-                        COLLECTION_NUMBER=1, COLLECTION_CATEGORY="T1")
-        else:
-            info["LANDSAT_SCENE_ID"] = scene_id
-        info["FILE_DATE"] = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-        return {"L1_METADATA_FILE": {
-            "METADATA_FILE_INFO": info,
-            "PRODUCT_METADATA": {"DATA_TYPE": "L1TP" if collection else "L1T", "SPACECRAFT_ID": spacecraft,
-                                 "SENSOR_ID": "OLI_TIRS", "WRS_PATH": path_row[0], "WRS_ROW": path_row[1],
-                                 "DATE_ACQUIRED": when.date(), "SCENE_CENTER_TIME": centre_time,
-                                 **corner_fields, **sizes, **files, "FILE_NAME_BAND_QUALITY": qa_name,
-                                 "METADATA_FILE_NAME": f"{scene_id}_MTL.txt"},
-            "IMAGE_ATTRIBUTES": image,
-            "RADIOMETRIC_RESCALING": rescaling,
-            "TIRS_THERMAL_CONSTANTS": thermal,
-            "PROJECTION_PARAMETERS": projection,
+    qa_name = f"{scene_id}_{quality.QUALITY_BAND[collection]}.TIF"
+    corners = _corner_fields(crs, transform, shape)
+    if collection == quality.COLLECTION_2:
+        return {"LANDSAT_METADATA_FILE": {
+            "PRODUCT_CONTENTS": {"ORIGIN": "pvl8da synthetic scene", "LANDSAT_PRODUCT_ID": scene_id,
+                                 "PROCESSING_LEVEL": "L1TP", "COLLECTION_NUMBER": 2, **files,
+                                 "FILE_NAME_QUALITY_L1_PIXEL": qa_name,
+                                 "FILE_NAME_METADATA_ODL": f"{scene_id}_MTL.txt"},
+            "IMAGE_ATTRIBUTES": {**acquisition, **image},
+            "PROJECTION_ATTRIBUTES": {**projection, **sizes, **corners},
+            "LEVEL1_RADIOMETRIC_RESCALING": rescaling,
+            "LEVEL1_THERMAL_CONSTANTS": thermal,
+            "LEVEL1_PROJECTION_PARAMETERS": {k: projection[k] for k in ("MAP_PROJECTION", "DATUM", "ELLIPSOID",
+                                                                        "UTM_ZONE", "ORIENTATION")},
         }}
-    return {"LANDSAT_METADATA_FILE": {
-        "PRODUCT_CONTENTS": {"ORIGIN": "pvl8da synthetic scene", "LANDSAT_PRODUCT_ID": scene_id,
-                             "PROCESSING_LEVEL": "L1TP", "COLLECTION_NUMBER": 2, **files,
-                             "FILE_NAME_QUALITY_L1_PIXEL": qa_name,
-                             "FILE_NAME_METADATA_ODL": f"{scene_id}_MTL.txt"},
-        "IMAGE_ATTRIBUTES": {"SPACECRAFT_ID": spacecraft, "SENSOR_ID": "OLI_TIRS", "WRS_PATH": path_row[0],
-                             "WRS_ROW": path_row[1], "DATE_ACQUIRED": when.date(),
-                             "SCENE_CENTER_TIME": centre_time, **image},
-        "PROJECTION_ATTRIBUTES": {**projection, **sizes, **corner_fields},
-        "LEVEL1_RADIOMETRIC_RESCALING": rescaling,
-        "LEVEL1_THERMAL_CONSTANTS": thermal,
-        "LEVEL1_PROJECTION_PARAMETERS": {k: projection[k] for k in ("MAP_PROJECTION", "DATUM", "ELLIPSOID",
-                                                                    "UTM_ZONE", "ORIENTATION")},
-    }}
+    info = {"ORIGIN": "pvl8da synthetic scene"}
+    if collection == quality.COLLECTION_1:
+        info.update(LANDSAT_SCENE_ID=_pre_collection_id(seed, when), LANDSAT_PRODUCT_ID=scene_id,
+                    COLLECTION_NUMBER=1, COLLECTION_CATEGORY="T1")
+    else:
+        info["LANDSAT_SCENE_ID"] = scene_id
+    info["FILE_DATE"] = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    product = {"DATA_TYPE": "L1TP" if collection else "L1T", **acquisition, **corners, **sizes, **files,
+               "FILE_NAME_BAND_QUALITY": qa_name, "METADATA_FILE_NAME": f"{scene_id}_MTL.txt"}
+    return {"L1_METADATA_FILE": {"METADATA_FILE_INFO": info, "PRODUCT_METADATA": product, "IMAGE_ATTRIBUTES": image,
+                                 "RADIOMETRIC_RESCALING": rescaling, "TIRS_THERMAL_CONSTANTS": thermal,
+                                 "PROJECTION_PARAMETERS": projection}}
 
 
 def _path_row(seed: int) -> tuple[int, int]:
@@ -395,6 +394,47 @@ def _check_generation(collection: int, satellite: int) -> None:
         raise ValueError(f"collection must be 0 (pre-collection), 1 or 2, not {collection}")
     if satellite not in (8, 9) or (satellite == 9 and collection != quality.COLLECTION_2):
         raise ValueError(f"Landsat {satellite} scenes exist as Collection 2 only (Landsat 8: any generation)")
+
+
+def _write_bands(stem: Path, sample: Sample, fill: np.ndarray, sin_e: float, rng: np.random.Generator,
+                 grid: tuple, with_pan: bool) -> None:
+    """``<stem>_B<n>.TIF``: noisy reflective DN, the 15 m panchromatic band if asked for, thermal DN."""
+    crs, transform, profile = grid
+    shape = fill.shape
+    rho = sample.reflectance()
+    for i, band in enumerate(SPECTRAL_BANDS):
+        noisy = rho[i] + rng.normal(0, 0.002, shape).astype(np.float32)
+        dn = np.clip(np.round((noisy * sin_e - REFLECTANCE_ADD) / REFLECTANCE_MULT), 1, 65535).astype(np.uint16)
+        dn[fill] = 0
+        _write_tif(Path(f"{stem}_B{band}.TIF"), dn, crs, transform, **profile)
+    if with_pan:
+        pan_rho = np.mean(rho[[2, 3]], axis=0)
+        pan = np.clip(np.round((pan_rho * sin_e - REFLECTANCE_ADD) / REFLECTANCE_MULT), 1, 65535)
+        pan = np.repeat(np.repeat(pan.astype(np.uint16), 2, axis=0), 2, axis=1)
+        pan[np.repeat(np.repeat(fill, 2, axis=0), 2, axis=1)] = 0
+        _write_tif(Path(f"{stem}_B8.TIF"), pan, crs, transform @ Affine.scale(0.5), **profile)
+    temperature = sample.temperature()
+    for band, (k1, k2) in THERMAL_K.items():
+        t = temperature - (1.5 if band == 11 else 0.0)
+        radiance = k1 / (np.exp(k2 / t) - 1.0)
+        dn = np.clip(np.round((radiance - RADIANCE_ADD) / RADIANCE_MULT), 1, 65535).astype(np.uint16)
+        dn[fill] = 0
+        _write_tif(Path(f"{stem}_B{band}.TIF"), dn, crs, transform, **profile)
+
+
+def _write_labels(stem: Path, sample: Sample, fill: np.ndarray, crs: CRS, transform: Affine, biome_mask: bool,
+                  gt38: bool) -> None:
+    """The Biome fixedmask (``<stem>_fixedmask.hdr/.img``) and the 38-Cloud ground truth, if asked for."""
+    classes = sample.biome_classes()
+    classes[fill] = BIOME_FILL
+    if biome_mask:
+        import spectral.io.envi as envi
+
+        envi.save_image(f"{stem}_fixedmask.hdr", classes, dtype=np.uint8, interleave="bsq", ext=".img", force=True,
+                        metadata={"description": "fixedmask"})
+    if gt38:
+        gt = np.where((classes == BIOME_CLOUD) | (classes == BIOME_THIN), 255, 0).astype(np.uint8)
+        _write_tif(stem.parent / f"edited_corrected_gts{stem.name}.TIF", gt, crs, transform)
 
 
 def write_landsat8_scene(dest_dir: str | os.PathLike, shape: tuple[int, int] = (512, 512), seed: int = 0,
@@ -430,45 +470,19 @@ def write_landsat8_scene(dest_dir: str | os.PathLike, shape: tuple[int, int] = (
     rng = np.random.default_rng(seed + 1)
     fill = ~_footprint(shape, tilt_deg)
     sin_e = np.sin(np.deg2rad(elevation))
-    rho = sample.reflectance()
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     profile = {} if collection < quality.COLLECTION_2 else dict(tiled=True, blockxsize=256, blockysize=256, compress="deflate")
     with atomic_dir(dest_dir / scene_id) as folder:
-        for i, band in enumerate(SPECTRAL_BANDS):
-            noisy = rho[i] + rng.normal(0, 0.002, shape).astype(np.float32)
-            dn = np.clip(np.round((noisy * sin_e - REFLECTANCE_ADD) / REFLECTANCE_MULT), 1, 65535).astype(np.uint16)
-            dn[fill] = 0
-            _write_tif(folder / f"{scene_id}_B{band}.TIF", dn, crs, transform, **profile)
-        if with_pan:
-            pan_rho = np.mean(rho[[2, 3]], axis=0)
-            pan = np.clip(np.round((pan_rho * sin_e - REFLECTANCE_ADD) / REFLECTANCE_MULT), 1, 65535)
-            pan = np.repeat(np.repeat(pan.astype(np.uint16), 2, axis=0), 2, axis=1)
-            pan[np.repeat(np.repeat(fill, 2, axis=0), 2, axis=1)] = 0
-            _write_tif(folder / f"{scene_id}_B8.TIF", pan, crs, transform @ Affine.scale(0.5), **profile)
-        temperature = sample.temperature()
-        for band, (k1, k2) in THERMAL_K.items():
-            t = temperature - (1.5 if band == 11 else 0.0)
-            radiance = k1 / (np.exp(k2 / t) - 1.0)
-            dn = np.clip(np.round((radiance - RADIANCE_ADD) / RADIANCE_MULT), 1, 65535).astype(np.uint16)
-            dn[fill] = 0
-            _write_tif(folder / f"{scene_id}_B{band}.TIF", dn, crs, transform, **profile)
+        grid = (crs, transform, profile)
+        _write_bands(folder / scene_id, sample, fill, sin_e, rng, grid, with_pan)
         cloud = sample.operational_cloud(0.35)
         qa = quality.encode(collection, fill, cloud, sample.shadow, sample.surface == SNOW, sample.surface == WATER)
         _write_tif(folder / f"{scene_id}_{quality.QUALITY_BAND[collection]}.TIF", qa, crs, transform, **profile)
         (folder / f"{scene_id}_MTL.txt").write_text(format_mtl(_mtl_tree(
             collection, satellite, seed, scene_id, crs, transform, shape, acquired, elevation, azimuth,
             float(np.mean(sample.opacity[~fill] >= 0.5)) if (~fill).any() else 0.0, path_row, with_pan)))
-        classes = sample.biome_classes()
-        classes[fill] = BIOME_FILL
-        if with_biome_mask:
-            import spectral.io.envi as envi
-
-            envi.save_image(str(folder / f"{scene_id}_fixedmask.hdr"), classes, dtype=np.uint8,
-                            interleave="bsq", ext=".img", force=True, metadata={"description": "fixedmask"})
-        if with_38cloud_gt:
-            gt = np.where((classes == BIOME_CLOUD) | (classes == BIOME_THIN), 255, 0).astype(np.uint8)
-            _write_tif(folder / f"edited_corrected_gts{scene_id}.TIF", gt, crs, transform)
+        _write_labels(folder / scene_id, sample, fill, crs, transform, with_biome_mask, with_38cloud_gt)
     return dest_dir / scene_id
 
 

@@ -47,16 +47,14 @@ class GenerateSyntheticScene(luigi.Task):
     with_truth = luigi.BoolParameter(default=False, description="Proba-V: write the true cloud mask GeoTIFF")
 
     def _acquired(self) -> dt.datetime:
-        if self.acquired is None:
-            return synthetic.DEFAULT_LANDSAT_TIME if self.kind == "landsat8" else synthetic.DEFAULT_PROBAV_TIME
-        return self.acquired.replace(tzinfo=dt.timezone.utc)
+        default = synthetic.DEFAULT_LANDSAT_TIME if self.kind == "landsat8" else synthetic.DEFAULT_PROBAV_TIME
+        return default if self.acquired is None else self.acquired.replace(tzinfo=dt.timezone.utc)
 
     def output(self):
-        if self.kind == "landsat8":
-            scene_id = synthetic.landsat8_scene_id(self.collection, self.seed, self._acquired(),
-                                                   self.satellite)
-            return luigi.LocalTarget(str(Path(self.dest) / scene_id))
-        return luigi.LocalTarget(str(Path(self.dest) / synthetic.probav_product_name(self._acquired())))
+        when = self._acquired()
+        name = (synthetic.landsat8_scene_id(self.collection, self.seed, when, self.satellite)
+                if self.kind == "landsat8" else synthetic.probav_product_name(when))
+        return luigi.LocalTarget(str(Path(self.dest) / name))
 
     def run(self):
         common = dict(shape=(self.rows, self.cols), seed=self.seed, lat=self.lat, lon=self.lon,

@@ -10,7 +10,6 @@ ConvertPV as dynamic dependencies. The TensorFlow trainers are imported in ``run
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import luigi
@@ -19,11 +18,10 @@ from pvl8da.training import cyclegan_config
 from pvl8da.training.configs import CloudTrainConfig
 
 from pvl8da.datasets import pairs
-from pvl8da.storage.atomic import atomic_path, load_json
 from pvl8da.evaluation.da import EvalItem, evaluate_da
 from pvl8da.errors import InputError
 from pvl8da.storage.published import PUBLISHED, resolve_weights
-from pvl8da.models.weights import record_sums
+from pvl8da.models.weights import install_weights
 from tasks.convert import ConvertPV
 from tasks.base import PVL8DATask, config_parameters, make_config
 from tasks.inference import require_weights, weights_base_url_parameter, weights_file
@@ -148,10 +146,8 @@ class TrainCycleGAN(_CycleGANInputs, PVL8DATask):
     resources = {"tensorflow": 1}
 
     def requires(self):
-        if self.pairs_csv:
-            return BuildPseudoSimultaneousDataset(pairs_csv=self.pairs_csv, dataset_folder=self.dataset_folder,
-                                                  landsataspv_folder=self.landsataspv_folder)
-        return []
+        return BuildPseudoSimultaneousDataset(pairs_csv=self.pairs_csv, dataset_folder=self.dataset_folder,
+                                              landsataspv_folder=self.landsataspv_folder) if self.pairs_csv else []
 
     def config(self) -> cyclegan_config.CycleGANConfig:
         return make_config(cyclegan_config.CycleGANConfig, self)
@@ -174,8 +170,7 @@ class TrainCycleGAN(_CycleGANInputs, PVL8DATask):
                 "weights_cloud_detection": weights_file(self.weights_cloud_detection, "cloud_detection")}
 
     def recorded_provenance(self) -> dict | None:
-        config = cyclegan_config.output_paths(self.folder, self.config())["config"]
-        return load_json(config).get("provenance") if config.is_file() else None
+        return cyclegan_config.recorded_provenance(self.folder, self.config())
 
     def run(self):
         from pvl8da.training.cyclegan import train_cyclegan
@@ -276,25 +271,29 @@ class TrainDefaultModels(luigi.Task):
 
     def run(self):
         work = Path(self.work_dir)
-        train_csv, test_csv = (yield [
-            GenerateSyntheticPairs(dest=str(work / "synthetic"), name="train", n_pairs=self.n_train_pairs, seed=0,
-                                   l8_size=self.l8_size),
-            GenerateSyntheticPairs(dest=str(work / "synthetic_test"), name="test", n_pairs=self.n_test_pairs, seed=1,
-                                   l8_size=self.l8_size)])
+        train_csv, test_csv = yield _default_pairs(self, work)
         common = dict(landsataspv_folder=str(work / "landsataspv"))
-        cloud = yield TrainCloudDetector(pairs_csv=train_csv.path, folder=str(work / "models"), epochs=self.cloud_epochs,
-                                         steps_per_epoch=self.cloud_steps, seed=self.seed, **common)
-        gan_common = dict(folder=str(work / "models"), dataset_folder=str(work / "datasets"), pairs_csv=train_csv.path,
-                          weights_cloud_detection=cloud.path, epochs=self.gan_epochs, batch_size=self.gan_batch_size,
-                          lr=self.gan_lr, gradient_penalty_weight=self.gan_gp_weight, seed=self.seed,
-                          steps_per_epoch=self.gan_steps, **common)
-        names = ["full", *[a for a in self.ablations if a != "full"]]
-        gans = yield {name: TrainCycleGAN(suffix=name, **gan_common, **ABLATIONS[name]) for name in names}
+        cloud = yield TrainCloudDetector(pairs_csv=train_csv.path, folder=str(work / "models"),
+                                         epochs=self.cloud_epochs, steps_per_epoch=self.cloud_steps, seed=self.seed,
+                                         **common)
+        gan = _default_gan_options(self, work, train_csv.path, cloud.path)
+        names = ["full", *(a for a in self.ablations if a != "full")]
+        gans = yield {name: TrainCycleGAN(suffix=name, **gan, **ABLATIONS[name]) for name in names}
         yield EvaluateDA(pairs_csv=test_csv.path, weights_cloud_detection=cloud.path,
-                         dagans={name: t.path for name, t in gans.items()}, out_folder=str(work / "evaluation"),
-                         **common)
-        Path(self.checkpoints).mkdir(parents=True, exist_ok=True)
-        for key, src in (("cloud", cloud.path), ("dagans", gans["full"].path)):
-            with atomic_path(self.output()[key].path) as tmp:
-                shutil.copyfile(src, tmp)
-        record_sums(target.path for target in self.output().values())
+                         out_folder=str(work / "evaluation"), dagans={n: t.path for n, t in gans.items()}, **common)
+        install_weights({self.output()["cloud"].path: cloud.path, self.output()["dagans"].path: gans["full"].path})
+
+
+def _default_pairs(task: TrainDefaultModels, work: Path) -> list[GenerateSyntheticPairs]:
+    """TrainDefaultModels' synthetic training (seed 0) and test (seed 1) pairs."""
+    return [GenerateSyntheticPairs(dest=str(work / folder), name=name, n_pairs=n, seed=seed, l8_size=task.l8_size)
+            for folder, name, n, seed in (("synthetic", "train", task.n_train_pairs, 0),
+                                          ("synthetic_test", "test", task.n_test_pairs, 1))]
+
+
+def _default_gan_options(task: TrainDefaultModels, work: Path, pairs_csv: str, cloud: str) -> dict:
+    """TrainCycleGAN options of TrainDefaultModels' GANs (the ablation's own lambdas come on top)."""
+    return dict(folder=str(work / "models"), dataset_folder=str(work / "datasets"), pairs_csv=pairs_csv,
+                weights_cloud_detection=cloud, epochs=task.gan_epochs, batch_size=task.gan_batch_size, lr=task.gan_lr,
+                gradient_penalty_weight=task.gan_gp_weight, seed=task.seed, steps_per_epoch=task.gan_steps,
+                landsataspv_folder=str(work / "landsataspv"))

@@ -304,16 +304,21 @@ def run_inference(src_path: str | Path, dest: str | Path, unet_weights: str | Pa
             samples = QuicklookSamples(src.shape)
         with rasterio.open(plain_tif, "w", **profile) as mask_tif:
             _run_tiles(src, out, mask_tif, predictor, cm_name, write_bands=generator is not None, samples=samples)
-        try:
-            rasterio.shutil.copy(plain_tif, tmp_cog, driver="COG", compress="DEFLATE", overview_resampling="nearest")
-        except Exception as err:  # GDAL's write errors (CPLE_*) have no public base class
-            raise OSError(f"{outputs.cog}: cannot write the cloud-mask COG ({err}); is the disk full?") from err
+        write_cog(plain_tif, tmp_cog, outputs.cog)
         out.close()
         if samples is not None:
             title = f"{src_path.name} ({src.start_time:%Y-%m-%d %H:%M})"
             plot_inference(samples, src.cloud_mask_sm(samples.window), title, tmp_quicklook[0], cm_name)
     log.info("wrote %s and %s", dest, outputs.cog)
     return outputs
+
+
+def write_cog(plain_tif: Path, tmp_cog: Path, cog: Path) -> None:
+    """Copy the tiled mask GeoTIFF into a Cloud-Optimized GeoTIFF (``cog`` names it in errors)."""
+    try:
+        rasterio.shutil.copy(plain_tif, tmp_cog, driver="COG", compress="DEFLATE", overview_resampling="nearest")
+    except Exception as err:  # GDAL's write errors (CPLE_*) have no public base class
+        raise OSError(f"{cog}: cannot write the cloud-mask COG ({err}); is the disk full?") from err
 
 
 def _describe(cm_name: str, unet_weights, generator_weights) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Iterable
 
@@ -70,6 +71,15 @@ def verify_sha256(path: str | os.PathLike) -> bool:
                          f"({where}); {fix}")
     log.debug("%s: SHA-256 matches %s", path, where)
     return True
+
+
+def install_weights(copies: dict[str | os.PathLike, str | os.PathLike]) -> None:
+    """Copy weights files (destination → source) atomically and record their new sums beside them."""
+    for dest, src in copies.items():
+        Path(dest).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(src, tmp)
+    record_sums(copies)
 
 
 def record_sums(paths: Iterable[str | os.PathLike]) -> None:

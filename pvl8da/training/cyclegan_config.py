@@ -1,6 +1,7 @@
 """Options, hyper-parameters and output names of CycleGAN training (no TensorFlow: tasks import this eagerly)."""
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,12 @@ class CycleGANConfig:
     def name(self) -> str:
         """Stem of the PV -> LU generator, shared by the run's checkpoints, logs, history and config."""
         return self.network_name("generator")
+
+
+def recorded_provenance(folder: str | os.PathLike, config: CycleGANConfig) -> dict | None:
+    """The provenance a run's ``<stem>_config.json`` records (see :mod:`pvl8da.storage.provenance`), if any."""
+    path = output_paths(folder, config)["config"]
+    return json.loads(path.read_text()).get("provenance") if path.is_file() else None
 
 
 def output_paths(folder: str | os.PathLike, config: CycleGANConfig) -> dict[str, Path]:
