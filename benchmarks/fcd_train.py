@@ -9,7 +9,6 @@ import json
 import time
 from pathlib import Path
 
-import pvl8da  # noqa: F401  (first: it switches oneDNN on before TensorFlow loads)
 import keras
 import numpy as np
 import tensorflow as tf

@@ -12,8 +12,6 @@ from fake_http import FakeServer, serving
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import pvl8da  # noqa: E402,F401  (before any test module loads TensorFlow: the same oneDNN setting as in use)
-
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("LUIGI_CONFIG_PATH", str(REPO / "configs" / "luigi.cfg"))
 REFERENCE = Path(os.environ.get("PVL8DA_REFERENCE", REPO.parent / "shared" / "reference"))

@@ -47,6 +47,19 @@ def read_result(path: Path, cm_name="CM_PVDAGANS"):
         return dn, f[cm_name][:]
 
 
+def assert_cog_matches(src, outputs) -> None:
+    """The COG is the product's mask on its grid: 0/1 at probability 0.5, 255 where the product is invalid."""
+    with ProbaVProduct(src) as pv:
+        transform = pv.transform
+    _, cm = read_result(outputs.product)
+    with rasterio.open(outputs.cog) as cog:
+        assert cog.crs.to_epsg() == 4326 and cog.transform.almost_equals(transform, precision=1e-12)
+        assert cog.dtypes[0] == "uint8" and cog.nodata == 255 and cog.shape == cm.shape
+        assert cog.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        mask = cog.read(1)
+    assert ((mask == 255) == (cm < 0)).all() and ((mask == 1) == (cm >= 0.5)).all()
+
+
 def test_golden_inference(golden_run):
     src, outputs = golden_run
     ref = np.load(f"{src}.reference.npz")
@@ -69,14 +82,7 @@ def test_output_is_a_copy_with_cog_and_quicklook(golden_run):
         assert np.array_equal(a["LEVEL2A/QUALITY/SM"][:], b["LEVEL2A/QUALITY/SM"][:])
         assert np.array_equal(a[band_path("RED")].attrs["MAPPING"], b[band_path("RED")].attrs["MAPPING"])
         assert not np.array_equal(a[band_path("RED")][:], b[band_path("RED")][:])
-        transform = ProbaVProduct(src).transform
-    _, cm = read_result(outputs.product)
-    with rasterio.open(outputs.cog) as cog:
-        assert cog.crs.to_epsg() == 4326 and cog.transform.almost_equals(transform, precision=1e-12)
-        assert cog.dtypes[0] == "uint8" and cog.nodata == 255 and cog.shape == cm.shape
-        assert cog.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
-        mask = cog.read(1)
-    assert ((mask == 255) == (cm < 0)).all() and ((mask == 1) == (cm >= 0.5)).all()
+    assert_cog_matches(src, outputs)
     assert outputs.cog.name == "adapted_clouds.tif" and outputs.quicklook.stat().st_size > 10_000
 
 

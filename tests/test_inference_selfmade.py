@@ -10,14 +10,13 @@ import h5py
 import luigi
 import numpy as np
 import pytest
-import rasterio
 
 from pvl8da.errors import InputError
 from pvl8da.inference.products import HALO, Tiling, infer_clouds, infer_da
 from pvl8da.sensors.probav import PV_BANDS, ProbaVProduct, band_path
 from pvl8da.storage.atomic import save_json_atomic
 from tasks.inference import InferenceDA
-from test_inference import read_result, sha256
+from test_inference import assert_cog_matches, read_result, sha256
 from test_probav import write_pv
 
 
@@ -63,16 +62,9 @@ def test_selfmade_output_is_a_copy_with_cog_and_quicklook(selfmade_run):
     with h5py.File(src, "r") as a, h5py.File(outputs.product, "r") as b:
         assert np.array_equal(a["LEVEL2A/QUALITY/SM"][:], b["LEVEL2A/QUALITY/SM"][:])
         assert np.array_equal(a[band_path("RED")].attrs["MAPPING"], b[band_path("RED")].attrs["MAPPING"])
-    with ProbaVProduct(src) as pv:
-        transform = pv.transform
-    _, cm = read_result(outputs.product)
-    with rasterio.open(outputs.cog) as cog:
-        assert cog.crs.to_epsg() == 4326 and cog.transform.almost_equals(transform, precision=1e-12)
-        assert cog.dtypes[0] == "uint8" and cog.nodata == 255 and cog.shape == cm.shape
-        assert cog.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
-        mask = cog.read(1)
-    assert ((mask == 255) == (cm < 0)).all() and ((mask == 1) == (cm >= 0.5)).all()
+    assert_cog_matches(src, outputs)
     assert outputs.quicklook.is_file()
+
 
 
 def test_selfmade_no_adaptation_and_landsat_clouds(tmp_path, selfmade):

@@ -15,7 +15,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 import rasterio
 import rasterio.shutil
