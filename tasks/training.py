@@ -28,6 +28,11 @@ from tasks.inference import require_weights, weights_base_url_parameter, weights
 
 CYCLEGAN, CLOUD_UNET = cyclegan_config.CycleGANConfig, CloudTrainConfig
 STEPS_HELP = {"steps_per_epoch": "cap on steps per epoch (tests, demos)"}
+SELECTION_HELP = {
+    "val_scenes": "pairs held out to select the epoch without Proba-V labels (0: keep the last epoch)",
+    "ema_decay": "exponential moving average of the PV -> LU generator's weights (0: off)",
+    "lr_schedule": "constant, or linear: decayed over the second half of the epochs",
+}
 ABLATIONS = {
     "full": {},
     "noidentity": {"identity_lambda": 0.0},
@@ -137,8 +142,10 @@ class _CycleGANInputs:
 
 @config_parameters(CYCLEGAN, "gradient_penalty_weight", "df_gen", "df_disc", "epochs", "seed", "batch_size", "lr",
                    "identity_lambda", "cycled_lambda", "segmentation_consistency_lmbda", "suffix", "steps_per_epoch",
-                   "gradient_penalty_mode", "normtype", descriptions=STEPS_HELP,
-                   choices={"gradient_penalty_mode": cyclegan_config.GP_MODES, "normtype": cyclegan_config.NORMTYPES})
+                   "gradient_penalty_mode", "normtype", "val_scenes", "ema_decay", "lr_schedule",
+                   descriptions={**STEPS_HELP, **SELECTION_HELP},
+                   choices={"gradient_penalty_mode": cyclegan_config.GP_MODES, "normtype": cyclegan_config.NORMTYPES,
+                            "lr_schedule": cyclegan_config.LR_SCHEDULES})
 class TrainCycleGAN(_CycleGANInputs, PVL8DATask):
     """CycleGAN Proba-V <-> Landsat-as-Proba-V with the original parameters; the PV -> LU generator is
     ``<folder>/genpv2l8cycle_<df_gen>_<df_disc>_<suffix>.weights.h5``. Resumes after a kill."""
@@ -181,7 +188,9 @@ class TrainCycleGAN(_CycleGANInputs, PVL8DATask):
                        overwrite=self.overwrite)
 
 
-@config_parameters(CYCLEGAN, "epochs", "batch_size", "lr", "seed", "steps_per_epoch", descriptions=STEPS_HELP)
+@config_parameters(CYCLEGAN, "epochs", "batch_size", "lr", "seed", "steps_per_epoch", "val_scenes", "ema_decay",
+                   "lr_schedule", descriptions={**STEPS_HELP, **SELECTION_HELP},
+                   choices={"lr_schedule": cyclegan_config.LR_SCHEDULES})
 class TrainAllCycleGAN(_CycleGANInputs, luigi.WrapperTask):
     """The full model and the paper's ablations (identity 0; segmentation 0; both 0; segmentation and cycle 0)."""
 
@@ -242,28 +251,77 @@ class GenerateSyntheticPairs(luigi.Task):
         pairs.write_synthetic_pairs(self.dest, self.n_pairs, self.seed, (self.l8_size, self.l8_size), name=self.name)
 
 
-class TrainDefaultModels(luigi.Task):
-    """The project's own ``checkpoints/``: the whole chain on synthetic pairs (train seed 0, test seed 1),
-    then EvaluateDA of the test pairs (and of the ablations listed in ``--ablations``).
+class SyntheticDAChain:
+    """Parameters and steps shared by TrainDefaultModels and RunDASeeds: synthetic training pairs (seed 0) and
+    test pairs (``--test-seed``), the cloud U-Net, and CycleGANs named ``<configuration>_s<seed>``."""
+
+    work_dir = luigi.Parameter(default="default_models")
+    n_train_pairs = luigi.IntParameter(default=8)
+    n_test_pairs = luigi.IntParameter(default=3)
+    test_seed = luigi.IntParameter(default=11, description="seed of the synthetic test pairs (never trained, "
+                                   "selected or tuned on)")
+    l8_size = luigi.IntParameter(default=4096)
+    cloud_epochs = luigi.IntParameter(default=15)
+    cloud_steps = luigi.IntParameter(default=20)
+    cloud_seed = luigi.IntParameter(default=123)
+    gan_epochs = luigi.IntParameter(default=8)
+    gan_steps = luigi.OptionalIntParameter(default=None)
+    gan_batch_size = luigi.IntParameter(default=16)
+    gan_lr = luigi.FloatParameter(default=2e-4)
+    gan_gp_weight = luigi.FloatParameter(default=0.0, description="R1 weight (0: no penalty; the paper's 10 and "
+                                         "1 held the adaptation back on validation pairs, README)")
+    gan_df_disc = luigi.IntParameter(default=16, description="discriminator width (16 adapted further than the "
+                                     "paper's 8 on validation pairs, README)")
+    gan_ema_decay = luigi.FloatParameter(default=0.98)
+    gan_lr_schedule = luigi.ChoiceParameter(choices=cyclegan_config.LR_SCHEDULES, default="linear")
+    gan_val_scenes = luigi.IntParameter(default=1)
+
+    resolution = "333M"
+
+    @property
+    def landsataspv_folder(self) -> str:
+        """Where the chain's Landsat scenes are converted (ConvertPV, as EvaluateDA's references)."""
+        return str(Path(self.work_dir) / "landsataspv")
+
+
+def chain_pairs(chain: SyntheticDAChain) -> list[GenerateSyntheticPairs]:
+    """The chain's synthetic training (seed 0) and test (``test_seed``) pairs."""
+    work = Path(chain.work_dir)
+    return [GenerateSyntheticPairs(dest=str(work / folder), name=name, n_pairs=n, seed=seed, l8_size=chain.l8_size)
+            for folder, name, n, seed in (("synthetic", "train", chain.n_train_pairs, 0),
+                                          (f"synthetic_test{chain.test_seed}", "test", chain.n_test_pairs,
+                                           chain.test_seed))]
+
+
+def chain_cloud(chain: SyntheticDAChain, train_csv: str) -> TrainCloudDetector:
+    """The chain's cloud U-Net, trained on the training pairs' Landsat scenes."""
+    return TrainCloudDetector(pairs_csv=train_csv, folder=str(Path(chain.work_dir) / "models"),
+                              epochs=chain.cloud_epochs, steps_per_epoch=chain.cloud_steps, seed=chain.cloud_seed,
+                              landsataspv_folder=chain.landsataspv_folder)
+
+
+def chain_gan(chain: SyntheticDAChain, name: str, seed: int, train_csv: str, cloud: str) -> TrainCycleGAN:
+    """The CycleGAN of configuration ``name`` (:data:`ABLATIONS`) and ``seed``, suffix ``<name>_s<seed>``."""
+    work = Path(chain.work_dir)
+    return TrainCycleGAN(
+        suffix=f"{name}_s{seed}", seed=seed, folder=str(work / "models"), dataset_folder=str(work / "datasets"),
+        pairs_csv=train_csv, weights_cloud_detection=cloud, epochs=chain.gan_epochs, batch_size=chain.gan_batch_size,
+        lr=chain.gan_lr, gradient_penalty_weight=chain.gan_gp_weight, df_disc=chain.gan_df_disc,
+        gradient_penalty_mode="meschederreal" if chain.gan_gp_weight else "none", steps_per_epoch=chain.gan_steps,
+        ema_decay=chain.gan_ema_decay, lr_schedule=chain.gan_lr_schedule, val_scenes=chain.gan_val_scenes,
+        landsataspv_folder=chain.landsataspv_folder, **ABLATIONS[name])
+
+
+class TrainDefaultModels(SyntheticDAChain, luigi.Task):
+    """The project's own ``checkpoints/``: the whole chain on synthetic pairs, then EvaluateDA of the test pairs
+    (and of the ablations listed in ``--ablations``).
 
     The checkpoints are trained on synthetic scenes only: for real Proba-V data use the published
     weights (InferenceDA ``--cloud-detection-weights published --dagans-weights published``)."""
 
-    work_dir = luigi.Parameter(default="default_models")
     checkpoints = luigi.Parameter(default="checkpoints")
-    n_train_pairs = luigi.IntParameter(default=8)
-    n_test_pairs = luigi.IntParameter(default=3)
-    l8_size = luigi.IntParameter(default=4096)
-    cloud_epochs = luigi.IntParameter(default=15)
-    cloud_steps = luigi.IntParameter(default=20)
-    gan_epochs = luigi.IntParameter(default=6)
-    gan_steps = luigi.OptionalIntParameter(default=None)
-    gan_batch_size = luigi.IntParameter(default=16)
-    gan_lr = luigi.FloatParameter(default=5e-4)
-    gan_gp_weight = luigi.FloatParameter(default=1.0, description="R1 weight; 10 (the paper's) holds the "
-                                         "discriminator too far from the simulated radiometric difference")
     ablations = AblationsParameter(default=[], description=f"also train these of {list(ABLATIONS)[1:]}")
-    seed = luigi.IntParameter(default=123)
+    seed = luigi.IntParameter(default=1, description="seed of the CycleGANs")
 
     def output(self):
         return {"cloud": luigi.LocalTarget(str(Path(self.checkpoints) / "cloud_detection.weights.h5")),
@@ -271,29 +329,11 @@ class TrainDefaultModels(luigi.Task):
 
     def run(self):
         work = Path(self.work_dir)
-        train_csv, test_csv = yield _default_pairs(self, work)
-        common = dict(landsataspv_folder=str(work / "landsataspv"))
-        cloud = yield TrainCloudDetector(pairs_csv=train_csv.path, folder=str(work / "models"),
-                                         epochs=self.cloud_epochs, steps_per_epoch=self.cloud_steps, seed=self.seed,
-                                         **common)
-        gan = _default_gan_options(self, work, train_csv.path, cloud.path)
+        train_csv, test_csv = yield chain_pairs(self)
+        cloud = yield chain_cloud(self, train_csv.path)
         names = ["full", *(a for a in self.ablations if a != "full")]
-        gans = yield {name: TrainCycleGAN(suffix=name, **gan, **ABLATIONS[name]) for name in names}
+        gans = yield {name: chain_gan(self, name, self.seed, train_csv.path, cloud.path) for name in names}
         yield EvaluateDA(pairs_csv=test_csv.path, weights_cloud_detection=cloud.path,
-                         out_folder=str(work / "evaluation"), dagans={n: t.path for n, t in gans.items()}, **common)
+                         out_folder=str(work / "evaluation"), dagans={n: t.path for n, t in gans.items()},
+                         landsataspv_folder=self.landsataspv_folder)
         install_weights({self.output()["cloud"].path: cloud.path, self.output()["dagans"].path: gans["full"].path})
-
-
-def _default_pairs(task: TrainDefaultModels, work: Path) -> list[GenerateSyntheticPairs]:
-    """TrainDefaultModels' synthetic training (seed 0) and test (seed 1) pairs."""
-    return [GenerateSyntheticPairs(dest=str(work / folder), name=name, n_pairs=n, seed=seed, l8_size=task.l8_size)
-            for folder, name, n, seed in (("synthetic", "train", task.n_train_pairs, 0),
-                                          ("synthetic_test", "test", task.n_test_pairs, 1))]
-
-
-def _default_gan_options(task: TrainDefaultModels, work: Path, pairs_csv: str, cloud: str) -> dict:
-    """TrainCycleGAN options of TrainDefaultModels' GANs (the ablation's own lambdas come on top)."""
-    return dict(folder=str(work / "models"), dataset_folder=str(work / "datasets"), pairs_csv=pairs_csv,
-                weights_cloud_detection=cloud, epochs=task.gan_epochs, batch_size=task.gan_batch_size, lr=task.gan_lr,
-                gradient_penalty_weight=task.gan_gp_weight, seed=task.seed, steps_per_epoch=task.gan_steps,
-                landsataspv_folder=str(work / "landsataspv"))

@@ -51,6 +51,7 @@ README command -> test (every command is also parsed by test_every_readme_comman
 from __future__ import annotations
 
 import configparser
+import csv
 import datetime as dt
 import hashlib
 import io
@@ -92,6 +93,7 @@ COVERED = {
     "ConvertAll": "tests/test_batch_luigid.py::test_two_workers_share_the_batch_and_a_rerun_does_nothing",
     "InferenceAll": "test_inference_all_through_luigid",
     "TrainDefaultModels": "test_train_default_models",
+    "RunDASeeds": "test_run_da_seeds",
     "RunFCDPaper": "test_run_fcd_paper",
     "GenerateSyntheticScene": "test_generate_synthetic_landsat8, test_generate_synthetic_probav",
     "Demo": "test_demo",
@@ -106,9 +108,10 @@ BASE_CONFIG = {
 TINY_TRAINING = {
     "TrainCloudDetector": {"epochs": "1", "steps_per_epoch": "2", "batch_size": "4"},
     "TrainCycleGAN": {"epochs": "1", "steps_per_epoch": "2", "batch_size": "2"},
-    "TrainDefaultModels": {"n_train_pairs": "1", "n_test_pairs": "1", "l8_size": "1536", "cloud_epochs": "1",
+    "TrainDefaultModels": {"n_train_pairs": "2", "n_test_pairs": "1", "l8_size": "1536", "cloud_epochs": "1",
                            "cloud_steps": "2", "gan_epochs": "1", "gan_steps": "2", "gan_batch_size": "2"},
 }
+TINY_TRAINING["RunDASeeds"] = TINY_TRAINING["TrainDefaultModels"]
 # configs/fcd_small.cfg shrunk further: 12 scenes of 160 px, widths 4, a few iterations.
 TINY_FCD = {
     "SyntheticBiome": {"n_biomes": "4", "scenes_per_biome": "3", "size": "160"},
@@ -523,8 +526,9 @@ def test_generate_synthetic_probav(tmp_path, config):
 
 @pytest.fixture(scope="module")
 def pairs(work) -> dict[str, Path]:
-    """One training and one test pair (Biome scene + Proba-V product with its true cloud mask)."""
-    return {"train": write_synthetic_pairs(work / "pairs", n_pairs=1, seed=0, l8_shape=(1536, 1536),
+    """Two training pairs (one is held out to select the CycleGAN's epoch) and one test pair (Biome scene +
+    Proba-V product with its true cloud mask)."""
+    return {"train": write_synthetic_pairs(work / "pairs", n_pairs=2, seed=0, l8_shape=(1536, 1536),
                                            pv_shape=(128, 128), name="pairs"),
             "test": write_synthetic_pairs(work / "test_pairs", n_pairs=1, seed=1, l8_shape=(1536, 1536),
                                           pv_shape=(128, 128), name="test_pairs")}
@@ -633,9 +637,29 @@ def test_train_default_models(work, config):
     assert {p.name: sha256(p) for p in (REPO / "checkpoints").glob("*.h5")} == committed
     assert h5py.is_hdf5(checkpoints / "cloud_detection.weights.h5")
     assert sha256(checkpoints / "dagans_pv2l8.weights.h5") == \
-        sha256(work / "default_models" / "models" / "genpv2l8cycle_64_8_full.weights.h5")
+        sha256(work / "default_models" / "models" / "genpv2l8cycle_64_16_full_s1.weights.h5")
     overall = read_evaluation(work / "default_models" / "evaluation")
     assert {"U-Net + full", "U-Net + noidentity", "U-Net + nosegmentation"} <= set(overall)
+
+
+def test_run_da_seeds(work, config):
+    """Two configurations × two seeds on TrainDefaultModels' tiny chain (its pairs and cloud model are reused
+    when that test ran first): a table of mean ± sd over the seeds and the per-epoch figure."""
+    out = work / "default_models"
+    proc = luigi_cli("RunDASeeds", "--work-dir", out, "--seeds", "[1,2]", "--ablations", '["full","nosegmentation"]',
+                     "--gan-epochs", "2", "--local-scheduler", config=config)
+    assert_ok(proc)
+    with open(out / "seeds" / "epochs.csv", newline="") as f:
+        epochs = list(csv.DictReader(f))
+    assert [(r["config"], r["seed"], r["epoch"]) for r in epochs] == [
+        (c, s, e) for c in ("full", "nosegmentation") for s in ("1", "2") for e in ("1", "2")]
+    for config_name, seed in {(r["config"], r["seed"]) for r in epochs}:
+        run = [r for r in epochs if (r["config"], r["seed"]) == (config_name, seed)]
+        best = max(run, key=lambda r: float(r["val_agreement"]))  # the first of equal ones, as the trainer keeps
+        assert [r["selected"] for r in run] == [str(r is best) for r in run]
+    table = (out / "seeds" / "summary.md").read_text()
+    assert "| full | 2 |" in table and " ± " in table and "| no adaptation | 1 |" in table
+    assert (out / "seeds" / "epochs.png").read_bytes().startswith(PNG)
 
 
 # --- FCD -----------------------------------------------------------------------------------------------

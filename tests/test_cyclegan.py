@@ -38,12 +38,14 @@ def tiny_networks(g_scale: float = 1.0) -> cg.Networks:
     return cg.Networks(_linear("G", g_scale), _linear("F"), _disc("DLU"), _disc("DPV"), cloud)
 
 
-def write_pairs(path, n: int = 16, size: int = 16, seed: int = 0):
+def write_pairs(path, n: int = 16, size: int = 16, seed: int = 0, scenes: int = 2):
+    """``n`` patch pairs, LU = 1.1 PV + 0.02, from ``scenes`` pairs (PAIR = patch index modulo ``scenes``)."""
     rng = np.random.default_rng(seed)
     pv = rng.uniform(0, 0.6, (n, size, size, 4)).astype(np.float32)
     with h5py.File(path, "w") as f:
         f["PV"] = pv
         f["LU"] = (pv * 1.1 + 0.02).astype(np.float32)
+        f["PAIR"] = (np.arange(n) % scenes).astype(np.int32)
     return path
 
 
@@ -158,46 +160,46 @@ def _weights(trainer):
     return [v.value.numpy() for k in ("gen_pv2lu", "gen_lu2pv", "disc_lu", "disc_pv") for v in getattr(trainer.nets, k).weights]
 
 
+def _killed_at(trainer, monkeypatch, call: int) -> dict:
+    """Make ``trainer.train_step`` raise KeyboardInterrupt at its ``call``-th call; returns the call counter."""
+    calls = {"n": 0}
+    original = trainer.train_step
+
+    def step(*args):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise KeyboardInterrupt
+        return original(*args)
+
+    monkeypatch.setattr(trainer, "train_step", step)
+    return calls
+
+
 def test_fit_writes_outputs_and_resumes_after_interruption(tmp_path, monkeypatch):
-    data = write_pairs(tmp_path / "pairs.hdf5")
-    pv, lu = cg.load_pairs(data)
+    train, val = cg.split_by_scene(cg.load_pairs(write_pairs(tmp_path / "pairs.hdf5", n=24)), 1, 0)
+    assert len(train) == len(val) == 12 and not set(train.pair) & set(val.pair)
     config = cg.CycleGANConfig(batch_size=4, epochs=2, suffix="t", summary_every=1)
 
     # uninterrupted reference run
     ref = cg.CycleGANTrainer(config, tiny_networks)
-    ref_history = ref.fit(pv, lu, tmp_path / "ref")
-    assert [r["epoch"] for r in ref_history] == [0, 1] and int(ref.step.numpy()) == 8
+    ref_history = ref.fit(train, val, tmp_path / "ref")
+    assert [r["epoch"] for r in ref_history] == [0, 1] and int(ref.step.numpy()) == 6
+    assert all(0 <= r["val_agreement"] <= 1 for r in ref_history)
 
     # a run killed in the middle of its second epoch ...
     run = cg.CycleGANTrainer(config, tiny_networks)
-    calls = {"n": 0}
-    original = run.train_step
-
-    def killed(*args):
-        calls["n"] += 1
-        if calls["n"] == 6:
-            raise KeyboardInterrupt
-        return original(*args)
-
-    monkeypatch.setattr(run, "train_step", killed)
+    _killed_at(run, monkeypatch, 5)
     with pytest.raises(KeyboardInterrupt):
-        run.fit(pv, lu, tmp_path / "run")
+        run.fit(train, val, tmp_path / "run")
     paths = cg.output_paths(tmp_path / "run", config)
     assert not paths["generator"].exists()
     assert tf.train.latest_checkpoint(str(paths["checkpoints"])).endswith("ckpt-1")
 
     # ... resumes from the epoch-1 checkpoint (not from scratch) and ends where the reference ended
     resumed = cg.CycleGANTrainer(config, tiny_networks)
-    steps = {"n": 0}
-    original2 = resumed.train_step
-
-    def counted(*args):
-        steps["n"] += 1
-        return original2(*args)
-
-    monkeypatch.setattr(resumed, "train_step", counted)
-    history = resumed.fit(pv, lu, tmp_path / "run")
-    assert steps["n"] == 4 and [r["epoch"] for r in history] == [0, 1]
+    steps = _killed_at(resumed, monkeypatch, 0)
+    history = resumed.fit(train, val, tmp_path / "run")
+    assert steps["n"] == 3 and [r["epoch"] for r in history] == [0, 1]
     for a, b in zip(_weights(resumed), _weights(ref)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     out = resumed.save_final(tmp_path / "run")
@@ -205,7 +207,88 @@ def test_fit_writes_outputs_and_resumes_after_interruption(tmp_path, monkeypatch
     assert weights == ["discl8cycle_64_8_t.weights.h5", "discpvcycle_64_8_t.weights.h5",
                        "genl82pvcycle_64_8_t.weights.h5", "genpv2l8cycle_64_8_t.weights.h5"]
     assert out["generator"].name == "genpv2l8cycle_64_8_t.weights.h5"
+    assert sorted(p.name for p in paths["epochs"].iterdir()) == ["epoch_001.weights.h5", "epoch_002.weights.h5"]
     assert any(paths["logs"].iterdir()) and paths["history"].is_file()
+
+
+def _scripted_scores(monkeypatch, scores: list[float]) -> None:
+    """Make successive validation agreements ``scores`` (a fresh run's first is the one without adaptation)."""
+    queue = list(scores)
+    monkeypatch.setattr(cg, "cloud_agreement", lambda *args, **kwargs: queue.pop(0))
+
+
+def test_the_best_epoch_is_kept_and_resuming_keeps_the_best_so_far(tmp_path, monkeypatch):
+    train, val = cg.split_by_scene(cg.load_pairs(write_pairs(tmp_path / "pairs.hdf5", n=16)), 1, 0)
+    config = cg.CycleGANConfig(batch_size=4, epochs=3, suffix="b", lr=0.05)
+    paths = cg.output_paths(tmp_path, config)
+    _scripted_scores(monkeypatch, [0.0, 0.5, 0.9])
+    first = cg.CycleGANTrainer(config, tiny_networks)
+    _killed_at(first, monkeypatch, 5)  # killed during epoch 3, after epochs 1 (0.5) and 2 (0.9)
+    with pytest.raises(KeyboardInterrupt):
+        first.fit(train, val, tmp_path)
+    _scripted_scores(monkeypatch, [0.7])
+    resumed = cg.CycleGANTrainer(config, tiny_networks)
+    history = resumed.fit(train, val, tmp_path)
+    assert [r["val_agreement"] for r in history] == [0.5, 0.9, 0.7] and int(resumed.best_epoch.numpy()) == 2
+    resumed.save_final(tmp_path)
+    epochs = [cg.epoch_weights(paths["epochs"], e).read_bytes() for e in (1, 2, 3)]
+    assert len(set(epochs)) == 3 and paths["generator"].read_bytes() == epochs[1]
+
+
+def test_without_validation_the_last_epoch_is_kept(tmp_path):
+    pairs = cg.load_pairs(write_pairs(tmp_path / "pairs.hdf5", n=8, scenes=1))
+    config = cg.CycleGANConfig(batch_size=4, epochs=2, suffix="n", val_scenes=0)
+    train, val = cg.split_by_scene(pairs, config.val_scenes, config.seed)
+    trainer = cg.CycleGANTrainer(config, tiny_networks)
+    history = trainer.fit(train, val, tmp_path)
+    paths = trainer.save_final(tmp_path)
+    assert val is None and np.isnan(history[-1]["val_agreement"])
+    assert paths["generator"].read_bytes() == cg.epoch_weights(paths["epochs"], 2).read_bytes()
+
+
+def test_too_few_pairs_to_hold_out_validation_scenes(tmp_path):
+    data = write_pairs(tmp_path / "pairs.hdf5", n=8, scenes=2)
+    with pytest.raises(InputError, match="holds 2 pair.*holding out 2 for validation.*at least 3.*--val-scenes 0"):
+        cg.train_cyclegan(data, tmp_path / "out", cg.CycleGANConfig(batch_size=2, val_scenes=2), None,
+                          networks_fn=tiny_networks)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cloud_agreement_on_constructed_generators():
+    from pvl8da.evaluation.selection import cloud_agreement, rank_correlation
+
+    cloud = _linear("cloud", activation="sigmoid")
+    cloud.layers[-1].set_weights([np.array([1.0, -2.0, 3.0, 0.5], np.float32).reshape(1, 1, 4, 1),
+                                  np.zeros(1, np.float32)])
+    x = np.random.default_rng(2).normal(0, 1, (5, 8, 8, 4)).astype(np.float32)
+    identity = lambda t, training=False: t  # noqa: E731
+    inverting = lambda t, training=False: -t  # noqa: E731 (sigmoid(-z) = 1 - sigmoid(z): every mask flips)
+    assert cloud_agreement(cloud, identity, x, x, batch_size=2) == 1.0
+    assert cloud_agreement(cloud, None, x, x) == 1.0
+    assert cloud_agreement(cloud, inverting, x, x, batch_size=3) == 0.0
+    half = x.copy()
+    half[:, :4] *= -1  # the LU patches' masks differ from the PV ones on half of the pixels
+    assert cloud_agreement(cloud, identity, x, half) == pytest.approx(0.5)
+    assert cloud_agreement(cloud, inverting, x, half) == pytest.approx(0.5)
+    assert rank_correlation([0.1, 0.3, 0.2, 0.4], [80, 90, 85, 95]) == 1.0
+    assert rank_correlation([0.4, 0.3, 0.2], [80, 90, 95]) == -1.0
+    assert np.isnan(rank_correlation([0.1, 0.1, 0.1], [1, 2, 3]))
+
+
+def test_ema_generator_is_the_one_validated_and_the_schedule_decays():
+    config = cg.CycleGANConfig(batch_size=4, epochs=4, ema_decay=0.9, lr_schedule="linear", lr=1.0)
+    assert [config.learning_rate(e) for e in range(4)] == [1.0, 1.0, pytest.approx(2 / 3), pytest.approx(1 / 3)]
+    assert cg.CycleGANConfig(lr=0.5).learning_rate(24) == 0.5
+    trainer = cg.CycleGANTrainer(config, lambda: tiny_networks(g_scale=2.0))
+    assert trainer.selected_generator is trainer.ema
+    x = tf.random.uniform((4, 8, 8, 4), seed=1)
+    before = trainer.ema.get_weights()
+    trainer.train_step(x, x)
+    raw, average = trainer.nets.gen_pv2lu.get_weights()[0], trainer.ema.get_weights()[0]
+    decay = min(0.9, 1 / 10)  # warm-up at step 0
+    np.testing.assert_allclose(average, decay * before[0] + (1 - decay) * raw, rtol=1e-5, atol=1e-6)
+    with pytest.raises(InputError, match="lr_schedule"):
+        cg.CycleGANConfig(lr_schedule="cosine")
 
 
 def test_train_cyclegan_bad_inputs_write_nothing(tmp_path):
@@ -214,7 +297,7 @@ def test_train_cyclegan_bad_inputs_write_nothing(tmp_path):
     with pytest.raises(InputError, match="missing.weights.h5"):
         cg.train_cyclegan(data, out, cg.CycleGANConfig(batch_size=2, epochs=1), tmp_path / "missing.weights.h5")
     with pytest.raises(InputError, match="fewer than one batch"):
-        cg.train_cyclegan(data, out, cg.CycleGANConfig(batch_size=8, epochs=1), None, networks_fn=tiny_networks)
+        cg.train_cyclegan(data, out, cg.CycleGANConfig(batch_size=4, epochs=1), None, networks_fn=tiny_networks)
     with pytest.raises(InputError, match="nope.hdf5"):
         cg.load_pairs(tmp_path / "nope.hdf5")
     with h5py.File(tmp_path / "empty.hdf5", "w") as f:

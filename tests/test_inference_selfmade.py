@@ -148,7 +148,11 @@ def test_generator_with_its_own_settings_runs_in_inference_and_evaluation(tmp_pa
     assert np.abs(dn - expected_dn).max() <= 1 and ((cm >= 0) & (cm <= 1)).all()
     from_inference = inference_models(selfmade["cloud_detection_weights"], path)[1]
     from_evaluation = evaluation_models(selfmade["cloud_detection_weights"], {"small": path})[1]["small"]
-    for loaded in (from_inference, from_evaluation):
+    epoch_file = path.with_name(path.name.removesuffix(".weights.h5") + "_epochs") / "epoch_001.weights.h5"
+    epoch_file.parent.mkdir()
+    generator.save_weights(epoch_file)  # a per-epoch generator takes the run's settings too
+    from_epochs = evaluation_models(selfmade["cloud_detection_weights"], {"e1": epoch_file})[1]["e1"]
+    for loaded in (from_inference, from_evaluation, from_epochs):
         assert np.array_equal(loaded(block[None], training=False), generator(block[None], training=False))
 
 

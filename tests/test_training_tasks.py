@@ -16,9 +16,10 @@ from tasks.training import ABLATIONS, EvaluateDA, TrainAllCycleGAN, TrainCycleGA
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
-    """TrainDefaultModels on one training and one test pair, one epoch of two steps per model."""
+    """TrainDefaultModels on two training pairs (one held out for selecting the epoch) and one test pair, one
+    epoch of two steps per model."""
     root = tmp_path_factory.mktemp("chain")
-    task = TrainDefaultModels(work_dir=str(root / "work"), checkpoints=str(root / "checkpoints"), n_train_pairs=1,
+    task = TrainDefaultModels(work_dir=str(root / "work"), checkpoints=str(root / "checkpoints"), n_train_pairs=2,
                               n_test_pairs=1, l8_size=1536, cloud_epochs=1, cloud_steps=2, gan_epochs=1, gan_steps=2,
                               gan_batch_size=2, ablations=["noidentity"])
     assert luigi.build([task], local_scheduler=True, workers=1, log_level="WARNING")
@@ -33,9 +34,10 @@ def test_default_models_chain(chain):
     with h5py.File(work / "datasets" / "simultaneous_landsatbiomeaspv_64_32.hdf5", "r") as f:
         assert f["PV"].shape[1:] == (64, 64, 4) and f["PV"].shape == f["LU"].shape
     models = work / "models"
-    for suffix in ("full", "noidentity"):
-        assert (models / f"genpv2l8cycle_64_8_{suffix}.weights.h5").is_file()
-        assert any((models / f"genpv2l8cycle_64_8_{suffix}_logs").iterdir())
+    for suffix in ("full_s1", "noidentity_s1"):
+        assert (models / f"genpv2l8cycle_64_16_{suffix}.weights.h5").is_file()
+        assert any((models / f"genpv2l8cycle_64_16_{suffix}_logs").iterdir())
+        assert (models / f"genpv2l8cycle_64_16_{suffix}_epochs" / "epoch_001.weights.h5").is_file()
     assert (models / "cloud_detection_history.csv").is_file() and (models / "cloud_detection_metrics.json").is_file()
     with open(work / "evaluation" / "evaluation.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -50,9 +52,9 @@ def test_default_models_chain(chain):
 def test_evaluate_da_with_geotiff_masks(chain, tmp_path):
     root, _ = chain
     work = root / "work"
-    task = EvaluateDA(pv_folder=str(work / "synthetic_test" / "probav"),
+    task = EvaluateDA(pv_folder=str(work / "synthetic_test11" / "probav"),
                       weights_cloud_detection=str(work / "models" / "cloud_detection.weights.h5"),
-                      dagans={"full": str(work / "models" / "genpv2l8cycle_64_8_full.weights.h5")},
+                      dagans={"full": str(work / "models" / "genpv2l8cycle_64_16_full_s1.weights.h5")},
                       out_folder=str(tmp_path / "eval"))
     assert luigi.build([task], local_scheduler=True, workers=1, log_level="WARNING")
     with open(tmp_path / "eval" / "evaluation.csv", newline="") as f:

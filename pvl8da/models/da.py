@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
@@ -39,12 +43,13 @@ class InstanceNormalization(layers.GroupNormalization):
 
 
 @keras.saving.register_keras_serializable(package="pvl8da")
-class BatchNormalization(layers.BatchNormalization):
+class FusedBatchNormalization(layers.BatchNormalization):
     """Keras batch normalisation whose training-mode pass over NHWC float32 images runs TensorFlow's fused
     kernel: one pass forward and one backward, instead of separate moments and normalisation ops (a df-64
     generator's forward and backward pass on 48 patches of 64²: 761 → 528 ms on the 2-core CPU). Same
-    weights and the same moving statistics (the biased batch variance, as Keras keeps it); the class keeps
-    Keras' name, so Keras 3 weight files name its variables as before. Other cases run Keras' own code."""
+    weights and the same moving statistics (the biased batch variance, as Keras keeps it). Other cases run
+    Keras' own code. Weight files written while the class was called ``BatchNormalization`` still load
+    (:func:`load_weights_checked` renames their groups)."""
 
     def call(self, inputs, training=None, mask=None):
         fusable = (training and self.trainable and mask is None and not self.renorm and not self.synchronized
@@ -73,7 +78,7 @@ def _centring(x, name: str, sign: float):
 
 def _norm(x, normtype: str, name: str, momentum: float = 0.99):
     if normtype == "batchnorm":
-        return BatchNormalization(momentum=momentum, epsilon=1e-3, name=name)(x)
+        return FusedBatchNormalization(momentum=momentum, epsilon=1e-3, name=name)(x)
     if normtype == "instancenorm":
         return InstanceNormalization(name=name)(x)
     return x
@@ -201,6 +206,27 @@ def _keras3_store_names(model: keras.Model) -> dict:
     return names
 
 
+@contextmanager
+def _renamed_batch_norms(model: keras.Model, path: Path) -> Iterator[Path]:
+    """``path``, or a temporary copy of it whose ``batch_normalization*`` groups (written while
+    :class:`FusedBatchNormalization` was called ``BatchNormalization``) carry the class's current name."""
+    expected = set(_keras3_store_names(model).values())
+    with h5py.File(path, "r") as f:
+        stored = list(f["layers"]) if "layers" in f else []
+    old = [key for key in stored if key not in expected and f"fused_{key}" in expected]
+    if not old:
+        yield path
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / path.name
+        shutil.copyfile(path, copy)
+        with h5py.File(copy, "r+") as f:
+            for key in old:
+                f["layers"].move(key, f"fused_{key}")
+        log.info("%s: %d batch-normalisation groups renamed to the current class name", path, len(old))
+        yield copy
+
+
 def _check_keras3_h5(model: keras.Model, path: Path) -> None:
     """Compare a Keras 3 ``.weights.h5`` file's per-layer variables with the model's."""
     store_names = _keras3_store_names(model)
@@ -233,12 +259,15 @@ def load_weights_checked(model: keras.Model, path: str | Path) -> keras.Model:
     name = path.name
     try:
         if name.endswith(".weights.h5"):
-            _check_keras3_h5(model, path)
-        elif name.endswith((".h5", ".hdf5")):
-            _check_legacy_h5(model, path)
-        elif not name.endswith(".keras"):
-            raise InputError(f"{path}: unknown weights format (expected .weights.h5, .keras, .h5 or .hdf5)")
-        model.load_weights(path)
+            with _renamed_batch_norms(model, path) as current:
+                _check_keras3_h5(model, current)
+                model.load_weights(current)
+        else:
+            if name.endswith((".h5", ".hdf5")):
+                _check_legacy_h5(model, path)
+            elif not name.endswith(".keras"):
+                raise InputError(f"{path}: unknown weights format (expected .weights.h5, .keras, .h5 or .hdf5)")
+            model.load_weights(path)
     except (OSError, KeyError, ValueError, RuntimeError) as exc:  # h5py: RuntimeError for a damaged file structure
         if isinstance(exc, InputError):
             raise
@@ -378,7 +407,7 @@ def folded_graph(model: keras.Model):
         users = consumers.get(id(out), [])
         fold = None
         if (type(layer).__name__ in ("SeparableConv2D", "Conv2D") and len(users) == 1
-                and type(users[0]).__name__ == "BatchNormalization"
+                and isinstance(users[0], layers.BatchNormalization)
                 and getattr(layer.activation, "__name__", "") == "linear"):
             fold = users[0]
             folded.add(id(fold))
@@ -398,17 +427,25 @@ def folded_graph(model: keras.Model):
     return run
 
 
+def _settings_path(generator: Path) -> Path:
+    """Where TrainCycleGAN keeps a generator's settings: beside ``<stem>.weights.h5`` or its ``<stem>_epochs/``."""
+    if generator.parent.name.endswith("_epochs"):
+        return generator.parent.with_name(generator.parent.name.removesuffix("_epochs") + "_config.json")
+    return generator.with_name(generator.name.removesuffix(".weights.h5") + "_config.json")
+
+
 def load_da_models(cloud_weights: str | Path, generators: dict[str, str | Path]) -> tuple[keras.Model, dict]:
     """The cloud U-Net and the named PV -> LU generators with checked weights; each generator is built with the
-    ``df_gen`` and ``normtype`` of the ``<stem>_config.json`` TrainCycleGAN writes beside ``<stem>.weights.h5``,
-    else with the published settings (64, batchnorm: ``full.hdf5``, the committed checkpoints)."""
+    ``df_gen`` and ``normtype`` of the ``<stem>_config.json`` TrainCycleGAN writes beside ``<stem>.weights.h5``
+    (and beside the ``<stem>_epochs/`` folder of its per-epoch generators), else with the published settings
+    (64, batchnorm: ``full.hdf5``, the committed checkpoints)."""
     import json
 
     unet = load_weights_checked(build_cloud_unet(), cloud_weights)
     built = {}
     for name, path in generators.items():
         path = Path(path)
-        config = path.with_name(path.name.removesuffix(".weights.h5") + "_config.json")
+        config = _settings_path(path)
         try:
             settings = json.loads(config.read_text()) if path.name.endswith(".weights.h5") and config.is_file() else {}
         except (OSError, ValueError) as exc:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers, ops
 
-from pvl8da.models.da import BatchNormalization
+from pvl8da.models.da import FusedBatchNormalization
 
 N_BANDS = 10
 
@@ -86,7 +86,7 @@ def build_discriminator(
 
 def _conv_bn(h, filters: int, kernel: int, strides: int = 1, relu: bool = True, name: str = ""):
     h = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(h)
-    h = BatchNormalization(name=f"{name}_bn")(h)
+    h = FusedBatchNormalization(name=f"{name}_bn")(h)
     return layers.ReLU()(h) if relu else h
 
 

@@ -1,4 +1,4 @@
-"""Bar chart of the EvaluateDA scores: one group of bars per metric, one bar per method."""
+"""Figures of the domain-adaptation evaluation: the EvaluateDA bar chart and the per-epoch curves of the seeds study."""
 from __future__ import annotations
 
 import math
@@ -28,4 +28,27 @@ def evaluation_bar_chart(rows: list[dict], path: str | Path, metrics: tuple[str,
     ax.set_ylim(0, 105)
     ax.set_title("Cloud detection on Proba-V (all products)")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=min(3, len(methods)))
+    return save_figure(fig, path)
+
+
+def epochs_figure(rows: list[dict], path: str | Path) -> Path:
+    """Per configuration, the validation agreement (label-free criterion) and the test accuracy of every epoch,
+    one line per seed; the selected epochs are marked."""
+    configs = list(dict.fromkeys(r["config"] for r in rows))
+    fig = new_figure(figsize=(3.2 * len(configs), 5.6))
+    axes = fig.subplots(2, len(configs), squeeze=False, sharex=True, sharey="row")
+    for col, config in enumerate(configs):
+        for seed in dict.fromkeys(r["seed"] for r in rows if r["config"] == config):
+            run = [r for r in rows if r["config"] == config and r["seed"] == seed]
+            epochs = [r["epoch"] for r in run]
+            for ax, key in zip(axes[:, col], ("val_agreement", "overall_accuracy")):
+                line, = ax.plot(epochs, [100 * r[key] for r in run], marker=".", label=f"seed {seed}")
+                ax.plot([r["epoch"] for r in run if r["selected"]], [100 * r[key] for r in run if r["selected"]],
+                        "o", mfc="none", ms=10, color=line.get_color())
+        axes[0, col].set_title(config, fontsize=9)
+        axes[1, col].set_xlabel("epoch")
+    axes[0, 0].set_ylabel("validation agreement (%)")
+    axes[1, 0].set_ylabel("test OA (%)")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("Label-free criterion and test accuracy per epoch (circles: selected epochs)", fontsize=10)
     return save_figure(fig, path)

@@ -3,7 +3,8 @@
 G: PV -> LU and F: LU -> PV generators, PatchGAN discriminators D_LU and D_PV (logits), and a frozen
 cloud U-Net for the segmentation-consistency term. Training is a ``tf.function`` step run through a
 ``tf.distribute`` strategy (all visible GPUs, or the default strategy on CPU), checkpointed every
-epoch and resumed from the last checkpoint.
+epoch and resumed from the last checkpoint. Each epoch's PV -> LU generator is scored without Proba-V
+labels on held-out pairs (:mod:`pvl8da.evaluation.selection`) and the best epoch is the one kept.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from pvl8da.storage.atomic import atomic_path, load_json, save_json_atomic, save_weights_atomic
-from pvl8da.training import summaries
+from pvl8da.evaluation.selection import cloud_agreement
+from pvl8da.training import skeleton, summaries
 from pvl8da.training.augment import d4_transform
 from pvl8da.training.cyclegan_config import CycleGANConfig, output_paths
 from pvl8da.training.fcd_losses import l1_loss
@@ -94,8 +96,23 @@ def recalibrate_batchnorm(model: keras.Model, x: np.ndarray) -> None:
 
 
 # ----------------------------------------------------------------------------------------- data
-def load_pairs(dataset: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """The ``PV`` and ``LU`` patch arrays (N, H, W, 4) float32 of a pseudo-simultaneous dataset file."""
+@dataclass(frozen=True)
+class PatchPairs:
+    """Co-registered ``pv`` and ``lu`` patches (N, S, S, 4) float32 and the pair (scene) each comes from."""
+
+    pv: np.ndarray
+    lu: np.ndarray
+    pair: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.pv)
+
+    def subset(self, index: np.ndarray) -> PatchPairs:
+        return PatchPairs(self.pv[index], self.lu[index], self.pair[index])
+
+
+def load_pairs(dataset: str | os.PathLike) -> PatchPairs:
+    """The ``PV``/``LU`` patches and ``PAIR`` indices of a pseudo-simultaneous dataset file (no ``PAIR``: one pair)."""
     dataset = Path(dataset)
     if not dataset.is_file():
         raise InputError(f"{dataset}: pseudo-simultaneous dataset not found")
@@ -106,13 +123,30 @@ def load_pairs(dataset: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
                 raise InputError(f"{dataset}: datasets {missing} missing (need PV and LU)")
             pv = f["PV"][...].astype(np.float32)
             lu = f["LU"][...].astype(np.float32)
+            pair = f["PAIR"][...].astype(np.int64) if "PAIR" in f else np.zeros(len(pv), np.int64)
     except OSError as e:
         raise InputError(f"{dataset}: not a readable HDF5 file ({e})") from e
     if pv.shape != lu.shape or pv.ndim != 4 or pv.shape[-1] != 4 or pv.shape[1] != pv.shape[2]:
         raise InputError(f"{dataset}: PV {pv.shape} and LU {lu.shape} must both be (N, S, S, 4)")
     if pv.shape[0] == 0:
         raise InputError(f"{dataset}: the dataset holds no patch")
-    return pv, lu
+    return PatchPairs(pv, lu, pair)
+
+
+def split_by_scene(pairs: PatchPairs, val_scenes: int, seed: int) -> tuple[PatchPairs, PatchPairs | None]:
+    """Training patches and the patches of ``val_scenes`` held-out pairs (chosen with ``seed``; None for 0)."""
+    if val_scenes == 0:
+        return pairs, None
+    scenes = np.unique(pairs.pair)
+    if len(scenes) <= val_scenes:
+        raise InputError(f"the dataset holds {len(scenes)} pair(s); holding out {val_scenes} for validation "
+                         f"(model selection) needs at least {val_scenes + 1}: build it from more pairs, or pass "
+                         "--val-scenes 0 to keep the last epoch without selection")
+    held = np.random.default_rng([seed, 11]).permutation(scenes)[:val_scenes]
+    is_val = np.isin(pairs.pair, held)
+    log.info("validation: %d patches of pair(s) %s; training: %d patches", is_val.sum(), sorted(held.tolist()),
+             (~is_val).sum())
+    return pairs.subset(~is_val), pairs.subset(is_val)
 
 
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -170,7 +204,9 @@ LOSS_NAMES = ("loss_G", "loss_F", "loss_D_LU", "loss_D_PV", "gan_G", "gan_F", "i
 
 
 class CycleGANTrainer:
-    """One training run: networks, optimisers, the distributed train step, checkpoints and summaries."""
+    """One training run: networks, optimisers, the distributed train step, the shared skeleton's resumable
+    checkpoint (:class:`pvl8da.training.skeleton.Resumable`: its step counts epochs, its best score is the
+    validation agreement), per-epoch selection and summaries."""
 
     def __init__(self, config: CycleGANConfig, networks_fn: Callable[[], Networks],
                  strategy: tf.distribute.Strategy | None = None) -> None:
@@ -185,14 +221,28 @@ class CycleGANTrainer:
             }
             for key, opt in self.optimizers.items():
                 opt.build(getattr(self.nets, key).trainable_variables)
-            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.checkpoint = tf.train.Checkpoint(
-            epoch=self.epoch, step=self.step,
+            self.best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_epoch")
+            self.ema = self._ema_copy() if config.ema_decay else None
+        self.trackables = {
+            "train_step": self.step, "best_epoch": self.best_epoch,
             **{k: getattr(self.nets, k) for k in self.optimizers},
             **{f"opt_{k}": v for k, v in self.optimizers.items()},
-        )
+            **({"ema": self.ema} if self.ema is not None else {}),
+        }
+        self.state: skeleton.Resumable | None = None
         self._train_step = tf.function(self._distributed_step)
+
+    def _ema_copy(self) -> keras.Model:
+        """A copy of the PV -> LU generator that will hold the exponential moving average of its weights."""
+        copy = keras.models.clone_model(self.nets.gen_pv2lu)
+        copy.set_weights(self.nets.gen_pv2lu.get_weights())
+        return copy
+
+    @property
+    def selected_generator(self) -> keras.Model:
+        """The PV -> LU generator that is validated and kept: the moving average when ``ema_decay`` is set."""
+        return self.ema if self.ema is not None else self.nets.gen_pv2lu
 
     # ---- one step
     def compute_losses(self, pv: tf.Tensor, lu: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -250,6 +300,12 @@ class CycleGANTrainer:
 
     def _distributed_step(self, pv: tf.Tensor, lu: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
         per_replica = self.strategy.run(self._replica_step, args=(pv, lu, step))
+        if self.ema is not None:
+            # the decay warms up as in tf.train.ExponentialMovingAverage(num_updates=step)
+            step_f = tf.cast(step, tf.float32)
+            decay = tf.minimum(self.config.ema_decay, (1.0 + step_f) / (10.0 + step_f))
+            for average, weight in zip(self.ema.trainable_weights, self.nets.gen_pv2lu.trainable_weights):
+                average.assign(decay * average + (1.0 - decay) * weight)
         return {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in per_replica.items()}
 
     def train_step(self, pv, lu) -> dict[str, float]:
@@ -273,78 +329,117 @@ class CycleGANTrainer:
             tf.TensorSpec(shape, tf.float32), tf.TensorSpec(shape, tf.float32))).prefetch(2)
         return self.strategy.experimental_distribute_dataset(ds), len(batches)
 
-    def fit(self, pv: np.ndarray, lu: np.ndarray, folder: str | os.PathLike, record: dict | None = None,
+    def train_epoch(self, train: PatchPairs, epoch: int, writer: summaries.Writer) -> dict[str, float]:
+        """One epoch at the schedule's learning rate; returns the history row (mean losses)."""
+        lr = self.config.learning_rate(epoch)
+        for opt in self.optimizers.values():
+            opt.learning_rate = lr
+        dist_ds, steps = self._dataset(train.pv, train.lu, epoch)
+        sums = {k: 0.0 for k in LOSS_NAMES}
+        bar = tqdm(dist_ds, total=steps, desc=f"{self.config.name} epoch {epoch + 1}/{self.config.epochs}",
+                   leave=False, disable=None)
+        for pv_b, lu_b in bar:
+            losses = {k: float(v) for k, v in self.train_step(pv_b, lu_b).items()}
+            for k in LOSS_NAMES:
+                sums[k] += losses[k]
+            step = int(self.step.numpy())
+            if step % self.config.summary_every == 0:
+                writer.scalars({f"step/{k}": v for k, v in losses.items()}, step)
+            bar.set_postfix(G=f"{losses['loss_G']:.3f}", D=f"{losses['loss_D_LU']:.3f}")
+        return {"epoch": epoch, "lr": lr, **{k: sums[k] / max(steps, 1) for k in LOSS_NAMES}}
+
+    def fit(self, train: PatchPairs, val: PatchPairs | None, folder: str | os.PathLike, record: dict | None = None,
             overwrite: bool = False) -> list[dict[str, float]]:
         """Train until ``config.epochs`` epochs are done, resuming from the last checkpoint in ``folder``.
 
-        A run resumes only with the hyper-parameters it started with (``epochs`` may grow); ``overwrite``
-        starts it again instead. ``record``: provenance kept in the run's config file.
-        Returns the per-epoch history (mean losses) of the whole run, resumed epochs included.
+        After every epoch the selected generator is written to the run's epochs folder and scored on ``val``
+        (:func:`pvl8da.evaluation.selection.cloud_agreement`); the best epoch so far is remembered in the
+        checkpoint. Without ``val`` the last epoch is the selected one. A run resumes only with the
+        hyper-parameters it started with (``epochs`` may grow); ``overwrite`` starts it again instead.
+        ``record``: provenance kept in the run's config file. Returns the per-epoch history of the whole run.
         """
         paths = output_paths(folder, self.config)
+        if len(train) < self.config.batch_size:
+            raise InputError(f"{len(train)} training patches is fewer than one batch of {self.config.batch_size}")
         Path(folder).mkdir(parents=True, exist_ok=True)
-        if len(pv) < self.config.batch_size:
-            raise InputError(f"{len(pv)} patches is fewer than one batch of {self.config.batch_size}")
         if overwrite:
             discard_run(folder, self.config)
         else:
             check_resumable(folder, self.config)
-        manager = tf.train.CheckpointManager(self.checkpoint, str(paths["checkpoints"]), max_to_keep=2)
-        if manager.latest_checkpoint:
-            self.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-            log.info("resuming %s from %s (epoch %d)", self.config.name, manager.latest_checkpoint, int(self.epoch.numpy()))
-        history = [row for row in _read_history(paths["history"]) if row["epoch"] < int(self.epoch.numpy())]
+        paths["epochs"].mkdir(exist_ok=True)
+        self.state = state = skeleton.Resumable(paths["checkpoints"], worst=-1.0, **self.trackables)
+        history = [row for row in _read_history(paths["history"]) if row["epoch"] < int(state.step)]
         save_json_atomic({**asdict(self.config), **({"provenance": record} if record else {})}, paths["config"])
         writer = summaries.Writer(paths["logs"])
-        sample = (pv[: min(4, len(pv))], lu[: min(4, len(lu))])
-        for epoch in range(int(self.epoch.numpy()), self.config.epochs):
-            dist_ds, steps = self._dataset(pv, lu, epoch)
-            sums = {k: 0.0 for k in LOSS_NAMES}
-            bar = tqdm(dist_ds, total=steps, desc=f"{self.config.name} epoch {epoch + 1}/{self.config.epochs}",
-                       leave=False, disable=None)
-            for pv_b, lu_b in bar:
-                losses = {k: float(v) for k, v in self.train_step(pv_b, lu_b).items()}
-                for k in LOSS_NAMES:
-                    sums[k] += losses[k]
-                step = int(self.step.numpy())
-                if step % self.config.summary_every == 0:
-                    writer.scalars({f"step/{k}": v for k, v in losses.items()}, step)
-                bar.set_postfix(G=f"{losses['loss_G']:.3f}", D=f"{losses['loss_D_LU']:.3f}")
-            row = {"epoch": epoch, **{k: sums[k] / max(steps, 1) for k in LOSS_NAMES}}
+        if val is not None and int(state.step) == 0:
+            raw = cloud_agreement(self.nets.cloud, None, val.pv, val.lu)
+            writer.scalars({"val/agreement": raw}, 0)
+            log.info("%s: validation agreement without adaptation %.4f", self.config.name, raw)
+        for epoch in range(int(state.step), self.config.epochs):
+            row = self.train_epoch(train, epoch, writer)
+            row["val_agreement"] = self.end_epoch(train, val, epoch, state, paths["epochs"], writer)
             writer.scalars({f"epoch/{k}": row[k] for k in LOSS_NAMES}, epoch + 1)
-            self.recalibrate(pv, lu, epoch)
-            writer.images(self._sample_images(*sample), epoch + 1)
             writer.flush()
             history.append(row)
             log.info("%s epoch %d/%d: %s", self.config.name, epoch + 1, self.config.epochs,
-                     ", ".join(f"{k}={row[k]:.4f}" for k in LOSS_NAMES[:4]))
+                     ", ".join(f"{k}={row[k]:.4f}" for k in (*LOSS_NAMES[:4], "val_agreement")))
             _write_history(paths["history"], history)
-            self.epoch.assign(epoch + 1)
-            manager.save(checkpoint_number=epoch + 1)
+            state.step.assign(epoch + 1)
+            state.save(epoch + 1)
         writer.close()
         return history
 
-    def recalibrate(self, pv: np.ndarray, lu: np.ndarray, epoch: int, n: int = 64) -> None:
-        """Precise BatchNorm statistics of both generators on a seeded sample of ``n`` training patches."""
-        idx = np.sort(np.random.default_rng([self.config.seed, epoch, 7]).permutation(len(pv))[:n])
-        recalibrate_batchnorm(self.nets.gen_pv2lu, pv[idx])
-        recalibrate_batchnorm(self.nets.gen_lu2pv, lu[idx])
+    def end_epoch(self, train: PatchPairs, val: PatchPairs | None, epoch: int, state: skeleton.Resumable,
+                  epochs_dir: Path, writer: summaries.Writer) -> float:
+        """Precise BN statistics, the epoch's generator file, its validation agreement (nan without ``val``)
+        and the best epoch so far; summaries."""
+        self.recalibrate(train, epoch)
+        save_weights_atomic(self.selected_generator, epoch_weights(epochs_dir, epoch + 1))
+        score = float("nan") if val is None else cloud_agreement(self.nets.cloud, self.selected_generator,
+                                                                 val.pv, val.lu)
+        if val is None or score > float(state.best):
+            state.best.assign(-1.0 if val is None else score)
+            self.best_epoch.assign(epoch + 1)
+        sample = train.subset(np.arange(min(4, len(train))))
+        writer.scalars({"val/agreement": score, "val/best_epoch": int(self.best_epoch.numpy())}, epoch + 1)
+        writer.images(self._sample_images(sample.pv, sample.lu), epoch + 1)
+        return score
+
+    def recalibrate(self, train: PatchPairs, epoch: int, n: int = 64) -> None:
+        """Precise BatchNorm statistics of the generators on a seeded sample of ``n`` training patches."""
+        idx = np.sort(np.random.default_rng([self.config.seed, epoch, 7]).permutation(len(train))[:n])
+        recalibrate_batchnorm(self.nets.gen_pv2lu, train.pv[idx])
+        recalibrate_batchnorm(self.nets.gen_lu2pv, train.lu[idx])
+        if self.ema is not None:
+            recalibrate_batchnorm(self.ema, train.pv[idx])
 
     def _sample_images(self, pv: np.ndarray, lu: np.ndarray) -> dict[str, tf.Tensor]:
         """False-colour TensorBoard images of both domains and their translations."""
-        fake_lu = self.nets.gen_pv2lu(pv, training=False)
+        fake_lu = self.selected_generator(pv, training=False)
         fake_pv = self.nets.gen_lu2pv(lu, training=False)
         return {f"images/{name}": false_colour(img)
                 for name, img in (("PV", pv), ("G(PV)", fake_lu), ("LU", lu), ("F(LU)", fake_pv))}
 
     def save_final(self, folder: str | os.PathLike) -> dict[str, Path]:
-        """Write the four networks' weights (the PV -> LU generator last: it marks the run complete)."""
+        """Write the last epoch's LU -> PV generator and discriminators, ``<stem>_done.json`` (the selected epoch
+        and its validation agreement), then the selected epoch's PV -> LU generator (last: it marks the run complete)."""
         paths = output_paths(folder, self.config)
         save_weights_atomic(self.nets.gen_lu2pv, paths["generator_l82pv"])
         save_weights_atomic(self.nets.disc_lu, paths["discriminator_l8"])
         save_weights_atomic(self.nets.disc_pv, paths["discriminator_pv"])
-        save_weights_atomic(self.nets.gen_pv2lu, paths["generator"])
+        best = epoch_weights(paths["epochs"], int(self.best_epoch.numpy()))
+        best_score = float(self.state.best) if self.state is not None and float(self.state.best) >= 0 else None
+        save_json_atomic({"selected_epoch": int(self.best_epoch.numpy()), "epochs": self.config.epochs,
+                          "val_agreement": best_score}, paths["done"])
+        with atomic_path(paths["generator"]) as tmp:
+            shutil.copyfile(best, tmp)
+        log.info("%s: epoch %d selected (%s)", self.config.name, int(self.best_epoch.numpy()), paths["generator"])
         return paths
+
+
+def epoch_weights(epochs_dir: str | os.PathLike, epoch: int) -> Path:
+    """The PV -> LU generator file of (1-based) ``epoch`` in a run's epochs folder."""
+    return Path(epochs_dir) / f"epoch_{epoch:03d}.weights.h5"
 
 
 def false_colour(x) -> tf.Tensor:
@@ -386,7 +481,7 @@ def _read_history(path: Path) -> list[dict]:
 
 def _write_history(path: Path, rows: list[dict]) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["epoch", *LOSS_NAMES])
+        writer = csv.DictWriter(f, fieldnames=["epoch", "lr", *LOSS_NAMES, "val_agreement"])
         writer.writeheader()
         writer.writerows(rows)
 
@@ -395,19 +490,19 @@ def train_cyclegan(dataset: str | os.PathLike, folder: str | os.PathLike, config
                    cloud_weights: str | os.PathLike | None,
                    networks_fn: Callable[[], Networks] | None = None, record: dict | None = None,
                    overwrite: bool = False) -> dict[str, Path]:
-    """Train (or resume) a CycleGAN on a pseudo-simultaneous dataset; returns the output paths.
-    ``record`` and ``overwrite`` as in :meth:`CycleGANTrainer.fit`.
+    """Train (or resume) a CycleGAN on a pseudo-simultaneous dataset, holding out ``config.val_scenes`` pairs
+    for selecting the epoch; returns the output paths. ``record`` and ``overwrite`` as in :meth:`CycleGANTrainer.fit`.
 
-    Inputs are checked (dataset, cloud weights) before anything is written to ``folder``.
+    Inputs are checked (dataset, cloud weights, enough pairs and patches) before anything is written to ``folder``.
     """
-    pv, lu = load_pairs(dataset)
+    train, val = split_by_scene(load_pairs(dataset), config.val_scenes, config.seed)
     if networks_fn is None:
         check_cloud_weights(cloud_weights)
         def networks_fn() -> Networks:
             return build_networks(config, cloud_weights)
-    if len(pv) < config.batch_size:
-        raise InputError(f"{dataset}: {len(pv)} patches is fewer than one batch of {config.batch_size}")
+    if len(train) < config.batch_size:
+        raise InputError(f"{dataset}: {len(train)} training patches is fewer than one batch of {config.batch_size}")
     keras.utils.set_random_seed(config.seed)
     trainer = CycleGANTrainer(config, networks_fn)
-    trainer.fit(pv, lu, folder, record, overwrite)
+    trainer.fit(train, val, folder, record, overwrite)
     return trainer.save_final(folder)

@@ -10,6 +10,9 @@ from pvl8da.errors import InputError
 
 GP_MODES = ("meschederreal", "none")
 NORMTYPES = ("batchnorm", "instancenorm", "no")
+#: ``constant``: the same learning rate every epoch; ``linear``: constant for the first half of the epochs,
+#: then decayed linearly towards 0 (the schedule of the CycleGAN paper), set at the start of each epoch.
+LR_SCHEDULES = ("constant", "linear")
 #: Name prefix of each network's final weights (the original project's): PV -> LU and LU -> PV
 #: generators, Landsat and Proba-V discriminators.
 NETWORK_PREFIXES = {"generator": "genpv2l8cycle", "generator_l82pv": "genl82pvcycle",
@@ -36,6 +39,9 @@ class CycleGANConfig:
     suffix: str = ""
     steps_per_epoch: int | None = None
     summary_every: int = 50
+    val_scenes: int = 1
+    ema_decay: float = 0.0
+    lr_schedule: str = "constant"
 
     def __post_init__(self) -> None:
         if self.gradient_penalty_mode not in GP_MODES:
@@ -44,6 +50,17 @@ class CycleGANConfig:
             raise InputError(f"normtype {self.normtype!r} not in {NORMTYPES}")
         if self.batch_size < 1 or self.epochs < 0:
             raise InputError(f"batch_size {self.batch_size} and epochs {self.epochs} must be positive")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise InputError(f"lr_schedule {self.lr_schedule!r} not in {LR_SCHEDULES}")
+        if not 0.0 <= self.ema_decay < 1.0 or self.val_scenes < 0:
+            raise InputError(f"ema_decay {self.ema_decay} must be in [0, 1) and val_scenes {self.val_scenes} >= 0")
+
+    def learning_rate(self, epoch: int) -> float:
+        """The learning rate of epoch ``epoch`` (0-based) under :data:`LR_SCHEDULES`."""
+        start = self.epochs // 2
+        if self.lr_schedule == "constant" or epoch < start:
+            return self.lr
+        return self.lr * (self.epochs - epoch) / (self.epochs - start + 1)
 
     def network_name(self, network: str) -> str:
         """Stem of a network's outputs, as the original project names it: ``<prefix>_<df_gen>_<df_disc>_<suffix>``."""
@@ -62,13 +79,17 @@ def recorded_provenance(folder: str | os.PathLike, config: CycleGANConfig) -> di
 
 
 def output_paths(folder: str | os.PathLike, config: CycleGANConfig) -> dict[str, Path]:
-    """Where a training run writes: final weights of the four networks, checkpoints, logs, history."""
+    """Where a training run writes: final weights of the four networks (the PV -> LU generator of the epoch
+    selected on validation pairs, the others of the last epoch), checkpoints, each epoch's PV -> LU generator
+    (``epochs/epoch_001.weights.h5``, ...), logs, history."""
     folder = Path(folder)
     stem = config.name
     return {
         **{network: folder / f"{config.network_name(network)}.weights.h5" for network in NETWORK_PREFIXES},
         "checkpoints": folder / f"{stem}_checkpoints",
+        "epochs": folder / f"{stem}_epochs",
         "logs": folder / f"{stem}_logs",
         "history": folder / f"{stem}_history.csv",
         "config": folder / f"{stem}_config.json",
+        "done": folder / f"{stem}_done.json",
     }
