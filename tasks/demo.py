@@ -37,7 +37,7 @@ class Demo(luigi.Task):
         training = out / "training"
         yield TrainDefaultModels(work_dir=str(training), checkpoints=str(training / "checkpoints"), n_train_pairs=2,
                                  n_test_pairs=1, l8_size=1536, cloud_epochs=3, cloud_steps=10, gan_epochs=2,
-                                 gan_steps=5, gan_batch_size=4)
+                                 gan_steps=5, gan_batch_size=2)
         with self.output().temporary_path() as tmp:
             Path(tmp).write_text(demo_report(scene, converted, product, adapted, training))
 
