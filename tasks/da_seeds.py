@@ -5,15 +5,12 @@ pairs and scored on held-out test pairs (mean ± sd; per-epoch criterion and tes
 """
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import luigi
 
-from pvl8da.evaluation.da import EvalItem
-from pvl8da.datasets import pairs
-from tasks.training import (ABLATIONS, AblationsParameter, SyntheticDAChain, TrainCycleGAN, _convert, chain_cloud,
+from tasks.training import (ABLATIONS, AblationsParameter, SyntheticDAChain, TrainCycleGAN, pair_items, chain_cloud,
                             chain_gan, chain_pairs)
 
 
@@ -39,9 +36,7 @@ class RunDASeeds(SyntheticDAChain, luigi.Task):
         gans = {(name, int(seed)): chain_gan(self, name, int(seed), train_csv.path, cloud.path)
                 for name in names for seed in self.seeds}
         yield list(gans.values())
-        found = pairs.read_pairs_csv(test_csv.path)
-        products = yield from _convert(self, [(p.l8img, p.type_product) for p in found])
-        items = [EvalItem(p.pvimage, lu) for p, lu in zip(found, products)]
+        items = yield from pair_items(self, test_csv.path)
         runs = [_seed_run(name, seed, task) for (name, seed), task in gans.items()]
         scores = da_seeds.score_epochs(items, cloud.path, runs)
         rows = da_seeds.epoch_rows(scores, runs)
@@ -49,13 +44,12 @@ class RunDASeeds(SyntheticDAChain, luigi.Task):
 
 
 def _seed_run(name: str, seed: int, task: TrainCycleGAN):
-    """A finished TrainCycleGAN run as :class:`pvl8da.evaluation.da_seeds.SeedRun` (from its history CSV)."""
+    """A finished TrainCycleGAN run as :class:`pvl8da.evaluation.da_seeds.SeedRun` (its history and done.json)."""
     from pvl8da.evaluation.da_seeds import SeedRun
-    from pvl8da.training.cyclegan import epoch_weights
+    from pvl8da.training.cyclegan import epoch_weights, read_history
     from pvl8da.training.cyclegan_config import output_paths
 
     paths = output_paths(task.folder, task.config())
-    with open(paths["history"], newline="") as f:
-        agreement = tuple(float(row["val_agreement"]) for row in csv.DictReader(f))
+    agreement = tuple(row["val_agreement"] for row in read_history(paths["history"]))
     files = tuple(epoch_weights(paths["epochs"], e) for e in range(1, len(agreement) + 1))
     return SeedRun(name, seed, files, agreement, json.loads(paths["done"].read_text())["selected_epoch"])

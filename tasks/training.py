@@ -68,6 +68,14 @@ def _convert(task: luigi.Task, scenes: list[tuple[Path, str]]):
     return [Path(t["product"].path) for t in targets]
 
 
+def pair_items(task: luigi.Task, pairs_csv: str):
+    """Dynamic ConvertPV dependencies of a pairs CSV's Landsat scenes; returns EvaluateDA's items (each Proba-V
+    product with its Landsat-as-Proba-V reference)."""
+    found = pairs.read_pairs_csv(pairs_csv)
+    products = yield from _convert(task, [(p.l8img, p.type_product) for p in found])
+    return [EvalItem(p.pvimage, lu) for p, lu in zip(found, products)]
+
+
 class BuildPseudoSimultaneousDataset(luigi.Task):
     """Co-registered 64-px patches (stride 32) of Proba-V / Landsat-as-Proba-V pairs ->
     ``<dataset-folder>/simultaneous_landsatbiomeaspv_64_32.hdf5``."""
@@ -224,9 +232,7 @@ class EvaluateDA(luigi.Task):
 
     def run(self):
         if self.pairs_csv:
-            found = pairs.read_pairs_csv(self.pairs_csv)
-            products = yield from _convert(self, [(p.l8img, p.type_product) for p in found])
-            items = [EvalItem(p.pvimage, lu) for p, lu in zip(found, products)]
+            items = yield from pair_items(self, self.pairs_csv)
         elif self.pv_folder:
             items = [EvalItem(p, p.with_name(p.stem + self.mask_suffix))
                      for p in sorted(Path(self.pv_folder).glob("PROBAV_L2A_*.HDF5"))]

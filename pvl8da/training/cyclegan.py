@@ -368,7 +368,7 @@ class CycleGANTrainer:
             check_resumable(folder, self.config)
         paths["epochs"].mkdir(exist_ok=True)
         self.state = state = skeleton.Resumable(paths["checkpoints"], worst=-1.0, **self.trackables)
-        history = [row for row in _read_history(paths["history"]) if row["epoch"] < int(state.step)]
+        history = [row for row in read_history(paths["history"]) if row["epoch"] < int(state.step)]
         save_json_atomic({**asdict(self.config), **({"provenance": record} if record else {})}, paths["config"])
         writer = summaries.Writer(paths["logs"])
         if val is not None and int(state.step) == 0:
@@ -472,7 +472,8 @@ def discard_run(folder: str | os.PathLike, config: CycleGANConfig) -> None:
             path.unlink(missing_ok=True)
 
 
-def _read_history(path: Path) -> list[dict]:
+def read_history(path: Path) -> list[dict]:
+    """The rows of a run's history CSV (``epoch`` an int, every other column a float); none before the first epoch."""
     if not path.is_file():
         return []
     with open(path, newline="") as f:
