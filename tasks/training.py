@@ -280,6 +280,9 @@ class SyntheticDAChain:
                                      "paper's 8 on validation pairs, README)")
     gan_ema_decay = luigi.FloatParameter(default=0.98)
     gan_lr_schedule = luigi.ChoiceParameter(choices=cyclegan_config.LR_SCHEDULES, default="linear")
+    gan_seg_lambda = luigi.FloatParameter(default=0.1, description="segmentation-consistency weight of the "
+                                          "configurations that keep the term (the paper's 1 held the adaptation "
+                                          "back on validation pairs, README)")
     gan_val_scenes = luigi.IntParameter(default=1)
 
     resolution = "333M"
@@ -315,7 +318,8 @@ def chain_gan(chain: SyntheticDAChain, name: str, seed: int, train_csv: str, clo
         lr=chain.gan_lr, gradient_penalty_weight=chain.gan_gp_weight, df_disc=chain.gan_df_disc,
         gradient_penalty_mode="meschederreal" if chain.gan_gp_weight else "none", steps_per_epoch=chain.gan_steps,
         ema_decay=chain.gan_ema_decay, lr_schedule=chain.gan_lr_schedule, val_scenes=chain.gan_val_scenes,
-        landsataspv_folder=chain.landsataspv_folder, **ABLATIONS[name])
+        landsataspv_folder=chain.landsataspv_folder,
+        **{"segmentation_consistency_lmbda": chain.gan_seg_lambda, **ABLATIONS[name]})
 
 
 class TrainDefaultModels(SyntheticDAChain, luigi.Task):

@@ -106,3 +106,17 @@ def test_score_rows_pools_pixels():
     overall = [r for r in rows if r["product"] == "overall"]
     assert len(overall) == 1 and overall[0]["overall_accuracy"] == pytest.approx(0.5)
     assert overall[0]["pixels"] == 4 and np.isclose(rows[0]["overall_accuracy"], 1.0)
+
+
+def test_chain_keeps_the_segmentation_weight_where_the_configuration_keeps_the_term():
+    from tasks.training import chain_gan
+
+    chain = TrainDefaultModels(work_dir="w", gan_seg_lambda=0.25)
+    weights = {name: chain_gan(chain, name, 1, "train.csv", "cloud.h5")
+               for name in ("full", "noidentity", "nosegmentation", "nosegmentation_nocycle")}
+    assert weights["full"].segmentation_consistency_lmbda == 0.25 and weights["full"].identity_lambda == 5.0
+    assert (weights["noidentity"].segmentation_consistency_lmbda, weights["noidentity"].identity_lambda) == (0.25, 0.0)
+    assert weights["nosegmentation"].segmentation_consistency_lmbda == 0.0
+    assert (weights["nosegmentation_nocycle"].segmentation_consistency_lmbda,
+            weights["nosegmentation_nocycle"].cycled_lambda) == (0.0, 0.0)
+    assert TrainDefaultModels(work_dir="w").gan_seg_lambda == 0.1
