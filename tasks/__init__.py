@@ -16,6 +16,7 @@ from tasks.fcd import PrepareBiomePatches, TrainFCD, GenerateFCDMasks, TrainFCDP
 from tasks.training import BuildPseudoSimultaneousDataset, TrainCloudDetector, TrainCycleGAN, TrainAllCycleGAN, EvaluateDA, GenerateSyntheticPairs, TrainDefaultModels  # noqa: F401,E501
 from tasks.inference import InferenceClouds, InferenceDA  # noqa: F401
 from tasks.da_seeds import RunDASeeds  # noqa: F401
+from tasks.fcd_seeds import RunFCDSeeds  # noqa: F401
 
 install_exit_codes()
 luigi.Task.event_handler(luigi.Event.START)(lambda task: show_library_logs())

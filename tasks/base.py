@@ -31,7 +31,8 @@ EXIT_CODES = {"task_failed": 30, "scheduling_error": 35, "unhandled_exception": 
 #: The Luigi parameter of each annotation that the trainers' dataclasses give the fields tasks expose.
 PARAMETER_TYPES: dict[str, Callable[..., luigi.Parameter]] = {
     "int": luigi.IntParameter, "float": luigi.FloatParameter, "str": luigi.Parameter,
-    "int | None": luigi.OptionalIntParameter, "list[int]": luigi.ListParameter}
+    "int | None": luigi.OptionalIntParameter, "list[int]": luigi.ListParameter,
+    "bool": lambda **options: luigi.BoolParameter(parsing=luigi.BoolParameter.EXPLICIT_PARSING, **options)}
 
 
 class OutputMadeDifferently(InputError):

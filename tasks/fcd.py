@@ -14,7 +14,7 @@ import luigi
 from pvl8da.storage.atomic import atomic_dir
 from pvl8da.datasets.biome_patches import prepare_biome_patches
 from pvl8da.synthetic import write_biome_dataset
-from pvl8da.training.configs import GANConfig, UNetConfig
+from pvl8da.training.configs import KEEP_MODES, GANConfig, UNetConfig
 from tasks.base import config_parameters, make_config
 
 GAN, UNET = GANConfig, UNetConfig
@@ -44,9 +44,11 @@ class _FCDTask(luigi.Task):
     seed = luigi.IntParameter(default=0, description="split, sampling and initialisation seed")
     synthetic = luigi.BoolParameter(default=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
                                     description="first write synthetic Biome-like scenes to root (SyntheticBiome)")
+    data_seed = luigi.OptionalIntParameter(default=None, description="seed of the synthetic scenes (default: --seed)")
 
     def common(self) -> dict:
-        return {"root": self.root, "out_dir": self.out_dir, "seed": self.seed, "synthetic": self.synthetic}
+        return {"root": self.root, "out_dir": self.out_dir, "seed": self.seed, "synthetic": self.synthetic,
+                "data_seed": self.data_seed}
 
     def path(self, *parts: str) -> Path:
         return Path(self.out_dir, *parts)
@@ -60,7 +62,8 @@ class PrepareBiomePatches(_FCDTask):
     patch_size = luigi.IntParameter(default=128)
 
     def requires(self):
-        return SyntheticBiome(root=self.root, seed=self.seed) if self.synthetic else []
+        data_seed = self.seed if self.data_seed is None else self.data_seed
+        return SyntheticBiome(root=self.root, seed=data_seed) if self.synthetic else []
 
     def output(self):
         return luigi.LocalTarget(self.path("patches"))
@@ -149,7 +152,11 @@ class TrainFCDPlus(_UNetTask):
         self.train(cfg, masks / PSEUDO)
 
 
-@config_parameters(UNET, keep_ratio=0.01, lr=1e-5, iterations=10_000)
+@config_parameters(UNET, keep_ratio=0.01, lr=1e-5, iterations=10_000, keep="pixels", freeze_encoder=True,
+                   choices={"keep": KEEP_MODES}, descriptions={
+                       "keep": "what --keep-ratio keeps of the real masks: a share of the patches, or of every "
+                               "patch's pixels",
+                       "freeze_encoder": "train the decoder and the heads only (the paper's fine-tune)"})
 class FineTuneFCDPlus(_UNetTask):
     """FCD+1%: FCD+ fine-tuned on ``keep_ratio`` of the real masks with the encoder frozen. It has no
     ``--width``/``--blocks``: the network is FCD+'s, read from its ``config.json``."""
@@ -165,7 +172,7 @@ class FineTuneFCDPlus(_UNetTask):
 
         plus = Path(self.input().path).parent
         plus_cfg = load_json(plus / "config.json")
-        self.train(self.config(freeze_encoder=True, init_weights=str(plus / UNET_BEST), width=plus_cfg["width"],
+        self.train(self.config(init_weights=str(plus / UNET_BEST), width=plus_cfg["width"],
                                blocks=plus_cfg["blocks"]))
 
 
@@ -210,6 +217,8 @@ class RunFCDPaper(luigi.WrapperTask):
     out_dir = luigi.Parameter(default="fcd_output")
     seed = luigi.IntParameter(default=0)
     synthetic = luigi.BoolParameter(default=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING)
+    data_seed = luigi.OptionalIntParameter(default=None, description="seed of the synthetic scenes (default: --seed)")
 
     def requires(self):
-        return EvaluateBiome(root=self.root, out_dir=self.out_dir, seed=self.seed, synthetic=self.synthetic)
+        return EvaluateBiome(root=self.root, out_dir=self.out_dir, seed=self.seed, synthetic=self.synthetic,
+                             data_seed=self.data_seed)

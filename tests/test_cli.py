@@ -37,6 +37,8 @@ README command -> test (every command is also parsed by test_every_readme_comman
   test_run_fcd_paper (both forms in one run: --root/--out-dir on the command line, a config derived from
   fcd_small.cfg with smaller scenes and a few iterations)
 - ``LUIGI_CONFIG_PATH=configs/fcd_proof.cfg … RunFCDPaper``: parsed only (the proof run takes 17 minutes)
+- ``LUIGI_CONFIG_PATH=configs/fcd_seeds.cfg … RunFCDSeeds``: test_run_fcd_seeds (two data seeds, two training
+  seeds, the tiny FCD sizes)
 - ``GenerateSyntheticScene --kind landsat8 --rows 1024 … --collection 2 --biome-mask``:
   test_generate_synthetic_landsat8
 - ``GenerateSyntheticScene --kind probav … --acquired 2016-05-20T10:15:00 --with-truth``:
@@ -70,6 +72,7 @@ import pytest
 import rasterio
 
 from luigi.cmdline_parser import CmdlineParser
+from luigi.parameter import _no_value
 from luigi.task_register import Register
 
 import tasks  # noqa: F401  (registers every task, as --module tasks does)
@@ -95,6 +98,7 @@ COVERED = {
     "TrainDefaultModels": "test_train_default_models",
     "RunDASeeds": "test_run_da_seeds",
     "RunFCDPaper": "test_run_fcd_paper",
+    "RunFCDSeeds": "test_run_fcd_seeds",
     "GenerateSyntheticScene": "test_generate_synthetic_landsat8, test_generate_synthetic_probav",
     "Demo": "test_demo",
 }
@@ -273,7 +277,10 @@ def test_every_readme_command_parses():
             assert key == "LUIGI_CONFIG_PATH" and (REPO / value).is_file(), command
             config = configparser.ConfigParser(interpolation=None)
             config.read(REPO / value)
-            assert config.has_option(family, "root"), f"{value} gives no [{family}] root: {command}"
+            required = [name for name, param in Register.get_task_cls(family).get_params()
+                        if param._default is _no_value and f"--{name.replace('_', '-')}" not in args]
+            missing = [name for name in required if not config.has_option(family, name)]
+            assert not missing, f"{value} gives no [{family}] {missing}: {command}"
         try:
             with CmdlineParser.global_instance(args) as parser:
                 assert parser.known_args.root_task == family
@@ -686,6 +693,35 @@ def test_run_fcd_paper(work):
     for method in ("FCD", "FCD+", "FCD+ calibrated", "FCD+1%", "Supervised", "Quality-band cloud flag"):
         assert f"| {method} |" in table
     assert (out / "evaluation" / "examples.png").read_bytes()[:8] == PNG
+
+
+def test_run_fcd_seeds(work):
+    """configs/fcd_seeds.cfg with the tiny sizes: two synthetic Biome sets (data seeds) x two training seeds; the data
+    seed changes the scenes, the training seed the split; one table of mean ± sd and each run's row."""
+    out = work / "fcd_seeds"
+    config = write_config(work / "fcd_seeds.cfg", TINY_FCD,
+                          {"RunFCDSeeds": {"work_dir": str(out), "data_seeds": "[1, 2]", "seeds": "[0, 1]"}},
+                          base=REPO / "configs" / "fcd_seeds.cfg")
+    assert_ok(luigi_cli("RunFCDSeeds", "--local-scheduler", config=config))
+    first = [sorted((out / f"biome_d{d}").glob("*/*/*_B4.TIF"))[0] for d in (1, 2)]
+    with rasterio.open(first[0]) as a, rasterio.open(first[1]) as b:
+        assert not np.array_equal(a.read(1), b.read(1))
+
+    def split(run: str) -> list[str]:
+        with open(out / run / "patches" / "assignment.csv", newline="") as f:
+            return [r["split"] for r in csv.DictReader(f)]
+
+    assert split("d1_s0") != split("d1_s1")
+    with open(out / "seeds" / "runs.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {(r["data_seed"], r["seed"]) for r in rows} == {("1", "0"), ("1", "1"), ("2", "0"), ("2", "1")}
+    with open(out / "seeds" / "summary.csv", newline="") as f:
+        fcd = next(r for r in csv.DictReader(f) if r["biome"] == "all" and r["method"] == "FCD")
+    overall = [float(r["accuracy"]) for r in rows if r["biome"] == "all" and r["method"] == "FCD"]
+    assert int(fcd["runs"]) == 4 and float(fcd["accuracy_mean"]) == pytest.approx(np.mean(overall))
+    table = (out / "seeds" / "summary.md").read_text()
+    assert "| FCD | 4 |" in table and "FCD > flag" in table
+    assert (out / "seeds" / "seeds.png").read_bytes()[:8] == PNG
 
 
 # --- make demo -----------------------------------------------------------------------------------------

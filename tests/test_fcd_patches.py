@@ -12,6 +12,7 @@ import rasterio
 from pvl8da.errors import InputError
 from pvl8da.datasets.biome_patches import prepare_biome_patches, read_assignment
 from pvl8da.datasets.biome_scenes import find_scenes
+from pvl8da.datasets.patch_data import PatchData
 from pvl8da.synthetic import write_biome_dataset
 
 
@@ -83,3 +84,25 @@ def test_split_without_cloudy_patch(root_copy, tmp_path):
         prepare_biome_patches(root_copy, tmp_path / "out", seed=0, patch_size=64)
     assert "LC8" in str(err.value)
     assert not any(tmp_path.glob("out*")) and not any(tmp_path.glob(".out*"))
+
+
+def test_pixel_keep_labels_the_same_pixels_of_a_patch_every_draw(biome_root, tmp_path):
+    """keep="pixels": a seeded 1 % of each patch's pixels stays labelled, the same ones whatever the batch and,
+    under augmentation, moved with the patch."""
+    out = prepare_biome_patches(biome_root, tmp_path / "patches", seed=3, patch_size=64)
+    full, sparse = PatchData(out / "train.h5"), PatchData(out / "train.h5", pixel_keep=(0.01, 5))
+    index = np.arange(min(6, len(full)))
+    a, b = sparse.batch(index), sparse.batch(index[::-1])
+    assert np.array_equal(a["valid"], b["valid"][::-1])
+    kept = a["valid"][..., 0] > 0
+    assert np.all(full.batch(index)["valid"][kept] > 0)  # a subset of the valid pixels
+    assert 0.003 < kept.mean() < 0.02
+    other = PatchData(out / "train.h5", pixel_keep=(0.01, 6))
+    assert not np.array_equal(kept, other.batch(index)["valid"][..., 0] > 0)
+    c = sparse.batch(index, np.random.default_rng(1))
+    moved = c["valid"][..., 0] > 0
+    assert kept.sum() == moved.sum()
+    assert np.allclose(np.sort(a["x"][kept], axis=None), np.sort(c["x"][moved], axis=None))  # the same pixels, moved
+    for data in (full, sparse, other):
+        data.close()
+

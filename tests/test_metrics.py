@@ -62,3 +62,14 @@ def test_report_tables_are_unchanged():
         "| Method | Accuracy | F1 clear | F1 cloud | mean F1 | IoU clear | IoU cloud | mean IoU |\n"
         "|---|---|---|---|---|---|---|---|\n| FCD | 50.00 | 50.00 | 50.00 | 50.00 | 50.00 | 50.00 | 50.00 |\n\n"
         "Accuracy / mean F1 (%) per biome:\n\n| Biome | FCD |\n|---|---|\n| Urban | 50.0 / 50.0 |\n")
+
+
+def test_roc_auc_counts_ordered_pairs():
+    from pvl8da.evaluation.metrics import roc_auc
+
+    truth = np.array([0, 0, 1, 1, 0, 1], bool)
+    assert roc_auc(np.array([0.1, 0.2, 0.8, 0.9, 0.3, 0.7]), truth) == 1.0
+    assert roc_auc(np.array([0.9, 0.8, 0.1, 0.2, 0.7, 0.3]), truth) == 0.0
+    # positives 0.5, 0.2, 0.9 against negatives 0.1, 0.5, 0.3: 6 pairs ordered, one tie (half), two reversed
+    assert roc_auc(np.array([0.1, 0.5, 0.5, 0.2, 0.3, 0.9]), truth) == pytest.approx(6.5 / 9)
+    assert np.isnan(roc_auc(np.array([0.1, 0.2]), np.array([True, True])))

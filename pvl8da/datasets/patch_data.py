@@ -18,9 +18,12 @@ class PatchData:
     """Random-access patches of one split: held in memory when small, read by index from HDF5 otherwise.
 
     ``targets`` optionally replaces the pixel cloud targets (e.g. pseudo masks, (N, P, P) 0/1).
+    ``pixel_keep`` (share, seed) keeps that seeded random share of each patch's pixels labelled (``valid``):
+    the same pixels of a patch every time it is drawn, chosen before augmentation.
     """
 
-    def __init__(self, path: str | Path, targets: np.ndarray | None = None):
+    def __init__(self, path: str | Path, targets: np.ndarray | None = None,
+                 pixel_keep: tuple[float, int] | None = None):
         self.path = Path(path)
         if not self.path.is_file():
             raise InputError(f"{self.path}: patch file not found")
@@ -35,6 +38,7 @@ class PatchData:
         if targets is not None and len(targets) != len(self):
             raise InputError(f"{self.path}: {len(targets)} targets for {len(self)} patches")
         self.targets = targets
+        self.pixel_keep = pixel_keep
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -60,6 +64,8 @@ class PatchData:
             "cloud": cloud[..., None].astype(np.float32),
             "valid": (masks != BIOME_FILL)[..., None].astype(np.float32),
         }
+        if self.pixel_keep is not None:
+            out["valid"] *= kept_pixels(index, self.patch_size, *self.pixel_keep)[..., None]
         if rng is not None:
             for i in range(len(index)):
                 k, flip = int(rng.integers(4)), bool(rng.integers(2))
@@ -76,3 +82,11 @@ class PatchData:
         n = len(self) if limit is None else min(limit, len(self))
         for s in range(0, n, batch_size):
             yield self.batch(np.arange(s, min(s + batch_size, n)))
+
+
+def kept_pixels(index: np.ndarray, patch_size: int, share: float, seed: int) -> np.ndarray:
+    """(B, P, P) float32 masks of the labelled pixels of patches ``index``: a seeded random ``share`` of each."""
+    if not 0 < share <= 1:
+        raise InputError(f"the share of labelled pixels must lie in (0, 1], not {share}")
+    return np.stack([np.random.default_rng([seed, int(i)]).random((patch_size, patch_size)) < share
+                     for i in np.asarray(index)]).astype(np.float32)

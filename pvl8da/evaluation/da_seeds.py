@@ -7,7 +7,6 @@ accuracy lost from Landsat-as-Proba-V to raw Proba-V that the adaptation wins ba
 """
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from dataclasses import dataclass
@@ -17,9 +16,9 @@ import numpy as np
 
 from pvl8da.evaluation.da import LANDSAT_METHOD, RAW_METHOD, SM_METHOD, EvalItem, evaluate_product, load_models, \
     score_rows
-from pvl8da.evaluation.metrics import METRIC_NAMES, markdown_table
+from pvl8da.evaluation.metrics import METRIC_NAMES, markdown_table, mean_sd
 from pvl8da.evaluation.selection import rank_correlation
-from pvl8da.storage.atomic import atomic_path
+from pvl8da.storage.atomic import atomic_path, save_csv_atomic
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +84,7 @@ def summary_rows(rows: list[dict], scores: dict[str, dict]) -> list[dict]:
         chosen = [r for r in runs if r["selected"]]
         row = {"config": config, "seeds": len(chosen)}
         for k in SUMMARY_METRICS:
-            values = np.array([r[k] for r in chosen])
-            row[f"{k}_mean"], row[f"{k}_sd"] = float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            row[f"{k}_mean"], row[f"{k}_sd"] = mean_sd(r[k] for r in chosen)
         row["rank_correlation"] = float(np.nanmean([
             rank_correlation([r["val_agreement"] for r in runs if r["seed"] == s],
                              [r["overall_accuracy"] for r in runs if r["seed"] == s])
@@ -118,17 +116,9 @@ def write_seed_reports(rows: list[dict], summary: list[dict], out_folder: str | 
     out = Path(out_folder)
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / name for name in ("epochs.csv", "epochs.png", "summary.md", "summary.csv")}
-    _write_csv(rows, paths["epochs.csv"])
+    save_csv_atomic(rows, paths["epochs.csv"])
     epochs_figure(rows, paths["epochs.png"])
     with atomic_path(paths["summary.md"]) as tmp:
         tmp.write_text(summary_table(summary))
-    _write_csv(summary, paths["summary.csv"])
+    save_csv_atomic(summary, paths["summary.csv"])
     return paths
-
-
-def _write_csv(rows: list[dict], path: Path) -> None:
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)

@@ -117,6 +117,25 @@ def best_threshold(values: np.ndarray, truth: np.ndarray) -> tuple[float, float]
     return float(v[i]), float(f1[i])
 
 
+def roc_auc(values: np.ndarray, truth: np.ndarray) -> float:
+    """Area under the ROC curve of scores ``values`` for boolean ``truth`` (Mann-Whitney, ties counted half);
+    NaN when either class is missing."""
+    from scipy.stats import rankdata
+
+    values, truth = np.ravel(values), np.ravel(truth).astype(bool)
+    n_pos, n_neg = int(truth.sum()), int((~truth).sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    ranks = rankdata(values)
+    return float((ranks[truth].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def mean_sd(values: Iterable[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof 1; 0 for a single value)."""
+    a = np.asarray(list(values), dtype=np.float64)
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
+
+
 def percent(value: float | None, digits: int = 2) -> str:
     """A score in percent with ``digits`` decimals; "–" when it is missing or NaN."""
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.{digits}f}"

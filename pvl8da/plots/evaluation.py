@@ -1,4 +1,4 @@
-"""Figures of the domain-adaptation evaluation: the EvaluateDA bar chart and the per-epoch curves of the seeds study."""
+"""Figures of the evaluations: the EvaluateDA bar chart, the per-epoch curves of the DA seeds study and the FCD seeds study."""
 from __future__ import annotations
 
 import math
@@ -51,4 +51,26 @@ def epochs_figure(rows: list[dict], path: str | Path) -> Path:
     axes[1, 0].set_ylabel("test OA (%)")
     axes[0, 0].legend(fontsize=7)
     fig.suptitle("Label-free criterion and test accuracy per epoch (circles: selected epochs)", fontsize=10)
+    return save_figure(fig, path)
+
+
+def fcd_seeds_figure(rows: list[dict], path: str | Path) -> Path:
+    """Overall accuracy and mean F1 of every FCD method: one dot per run (data seed, seed), the mean ± sd as a bar."""
+    overall = [r for r in rows if r["biome"] == "all"]
+    methods = list(dict.fromkeys(r["method"] for r in overall))
+    fig = new_figure(figsize=(1.2 + 1.1 * len(methods), 6.4))
+    axes = fig.subplots(2, 1, sharex=True)
+    x = np.arange(len(methods))
+    for ax, key, label in zip(axes, ("accuracy", "f1_mean"), ("accuracy (%)", "mean F1 (%)")):
+        values = [[100 * r[key] for r in overall if r["method"] == m] for m in methods]
+        ax.bar(x, [np.mean(v) for v in values], 0.6, yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in values],
+               color="0.8", capsize=3)
+        for i, v in enumerate(values):
+            ax.plot(np.full(len(v), i) + np.linspace(-0.15, 0.15, len(v)), v, "o", ms=4, color="C0")
+        low = min(min(v) for v in values)
+        ax.set_ylim(max(0.0, low - 5), 100)
+        ax.set_ylabel(label)
+    axes[1].set_xticks(x, methods, rotation=30, ha="right", fontsize=8)
+    axes[0].set_title(f"FCD over {len({(r['data_seed'], r['seed']) for r in overall})} runs (dots: runs)", fontsize=10)
+    fig.tight_layout()
     return save_figure(fig, path)

@@ -1,6 +1,7 @@
 """Atomic writing: produce a file or folder under a temporary name, rename it into place on success."""
 from __future__ import annotations
 
+import csv
 import errno
 import glob
 import json
@@ -167,3 +168,13 @@ def save_json_atomic(obj: Any, path: str | os.PathLike) -> Path:
 
 def load_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def save_csv_atomic(rows: list[dict], path: str | os.PathLike) -> Path:
+    """Write ``rows`` as CSV (columns: every key, in order of first appearance) atomically; returns the path."""
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return Path(path)

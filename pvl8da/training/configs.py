@@ -7,6 +7,9 @@ from dataclasses import asdict, dataclass, field
 from pvl8da.errors import InputError
 
 
+KEEP_MODES = ("patches", "pixels")
+
+
 @dataclass(frozen=True)
 class GANWeights:
     """Loss weights of SPEC §7."""
@@ -57,6 +60,7 @@ class UNetConfig:
     blocks: list[int] = field(default_factory=lambda: [3, 4, 6, 3])
     cls_weight: float = 1.0
     keep_ratio: float = 1.0
+    keep: str = "patches"  # what keep_ratio keeps: a share of the patches (all their pixels), or of every patch's pixels
     freeze_encoder: bool = False
     init_weights: str | None = None
     val_every: int = 1000
@@ -67,6 +71,10 @@ class UNetConfig:
     augment: bool = True
     calibration_patches: int = 0
     calibration_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.keep not in KEEP_MODES:
+            raise InputError(f"keep {self.keep!r} not in {KEEP_MODES}")
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pvl8da.training.configs import GANConfig
 from pvl8da.evaluation.calibration import score_samples
 from pvl8da.datasets.patch_data import PatchData
 from pvl8da.storage.atomic import load_json
-from pvl8da.evaluation.metrics import best_threshold
+from pvl8da.evaluation.metrics import best_threshold, roc_auc
 from pvl8da.models.fcd import build_discriminator, build_generator
 from pvl8da.datasets.biome_scenes import RGB
 
@@ -130,12 +130,14 @@ class FCDTrainer:
         return lr
 
 
-def validation_f1(generator: keras.Model, val: PatchData, limit: int, batch_size: int = 32) -> float:
-    """Best pixel F1 over thresholds of the cloud map on the first ``limit`` validation patches."""
+def validation_scores(generator: keras.Model, val: PatchData, limit: int, batch_size: int = 32) -> dict[str, float]:
+    """Best pixel F1 over thresholds (and that threshold) and the ROC AUC of the cloud map on the first ``limit``
+    validation patches; NaN without cloudy pixels."""
     values, truth = score_samples(lambda x: cloud_map(generator, x).numpy(), val.iter_batches(batch_size, limit))
     if not truth.any():
-        return float("nan")
-    return best_threshold(values, truth)[1]
+        return {"f1": float("nan"), "threshold": float("nan"), "auc": float("nan")}
+    threshold, f1 = best_threshold(values, truth)
+    return {"f1": f1, "threshold": threshold, "auc": roc_auc(values, truth)}
 
 
 def _rgb_for_display(x: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
@@ -182,9 +184,12 @@ def train_fcd(train_h5: str | Path, val_h5: str | Path, out_dir: str | Path, cfg
         return {"lr": lr, **{f"loss/{k}": v for k, v in terms.items() if k != "total"}}
 
     def validate(done: int) -> float:
-        f1 = validation_f1(trainer.G, val, cfg.val_patches)
+        scores = validation_scores(trainer.G, val, cfg.val_patches)
+        log.info("step %d: validation F1 %.4f at %.4f, AUC %.4f", done, scores["f1"], scores["threshold"],
+                 scores["auc"])
+        run.writer.scalars({"val/auc": scores["auc"], "val/threshold": scores["threshold"]}, done)
         run.writer.images(sample_images(trainer.G, sample_x), done)
-        return f1
+        return scores["f1"]
 
     rate = run.loop(step_fn, validate if len(val) else None, "TrainFCD", progress,
                     lambda s: {"d": float(s["loss/d_adv"]), "g": float(s.get("loss/g_adv", np.nan))})

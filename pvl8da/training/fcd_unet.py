@@ -114,9 +114,12 @@ def train_unet(train_h5: str | Path, val_h5: str | Path, out_dir: str | Path, cf
     if targets_h5 is not None:
         with h5py.File(targets_h5, "r") as f:
             targets = f["cloud"][:]
-    train, val = PatchData(train_h5, targets), PatchData(val_h5)
-    keep = kept_patches(len(train), cfg.keep_ratio, cfg.seed)
-    log.info("training on %d of %d patches", len(keep), len(train))
+    by_pixel = cfg.keep == "pixels" and cfg.keep_ratio < 1
+    train = PatchData(train_h5, targets, pixel_keep=(cfg.keep_ratio, cfg.seed) if by_pixel else None)
+    val = PatchData(val_h5)
+    keep = np.arange(len(train)) if by_pixel else kept_patches(len(train), cfg.keep_ratio, cfg.seed)
+    log.info("training on %d of %d patches%s", len(keep), len(train),
+             f", {100 * cfg.keep_ratio:g} % of each one's pixels labelled" if by_pixel else "")
     model, opt = _model(cfg)
     state = skeleton.Resumable(out_dir / skeleton.CHECKPOINTS, model=model, opt=opt)
     run = skeleton.Run(out_dir, asdict(cfg), state, model, "model",
