@@ -158,7 +158,7 @@ class TrainFCDPlus(_UNetTask):
                                "patch's pixels",
                        "freeze_encoder": "train the decoder and the heads only (the paper's fine-tune)"})
 class FineTuneFCDPlus(_UNetTask):
-    """FCD+1%: FCD+ fine-tuned on ``keep_ratio`` of the real masks with the encoder frozen. It has no
+    """FCD+1%: FCD+ fine-tuned on ``keep_ratio`` of the real masks (encoder frozen by default, as the paper). It has no
     ``--width``/``--blocks``: the network is FCD+'s, read from its ``config.json``."""
 
     folder = "fcd_plus_finetune"
