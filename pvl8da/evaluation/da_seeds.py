@@ -16,7 +16,7 @@ import numpy as np
 
 from pvl8da.evaluation.da import LANDSAT_METHOD, RAW_METHOD, SM_METHOD, EvalItem, evaluate_product, load_models, \
     score_rows
-from pvl8da.evaluation.metrics import METRIC_NAMES, markdown_table, mean_sd
+from pvl8da.evaluation.metrics import METRIC_NAMES, markdown_table, mean_sd, percent_mean_sd
 from pvl8da.evaluation.selection import rank_correlation
 from pvl8da.storage.atomic import atomic_path, save_csv_atomic
 
@@ -93,17 +93,10 @@ def summary_rows(rows: list[dict], scores: dict[str, dict]) -> list[dict]:
     return out
 
 
-def _cell(row: dict, key: str, scale: float = 100.0) -> str:
-    if f"{key}_mean" not in row:
-        return ""
-    sd = row.get(f"{key}_sd")
-    return f"{scale * row[f'{key}_mean']:.2f}" + ("" if sd is None else f" ± {scale * sd:.2f}")
-
-
 def summary_table(summary: list[dict]) -> str:
     """Markdown table of :func:`summary_rows` in percent (kappa × 100), mean ± sd over seeds."""
     header = ["method", "seeds", "OA", "kappa", "commission", "omission", "recovered", "rank corr."]
-    return markdown_table(header, ([r["config"], r["seeds"], *(_cell(r, k) for k in SUMMARY_METRICS),
+    return markdown_table(header, ([r["config"], r["seeds"], *(percent_mean_sd(r, k) for k in SUMMARY_METRICS),
                                     "" if "rank_correlation" not in r else f"{r['rank_correlation']:.2f}"]
                                    for r in summary), right_aligned=7)
 

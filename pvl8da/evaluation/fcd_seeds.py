@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pvl8da.errors import InputError
 from pvl8da.evaluation.biome import CALIBRATED, FCD, QUALITY_FLAG
-from pvl8da.evaluation.metrics import markdown_table, mean_sd
+from pvl8da.evaluation.metrics import markdown_table, mean_sd, percent_mean_sd
 from pvl8da.storage.atomic import atomic_path, save_csv_atomic
 
 SCORES = ("accuracy", "f1_mean", "iou_mean")
@@ -60,21 +60,17 @@ def seed_table_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
-def _pm(row: dict, key: str) -> str:
-    return f"{100 * row[f'{key}_mean']:.2f} ± {100 * row[f'{key}_sd']:.2f}"
-
-
 def summary_markdown(summary: list[dict], per_seed: list[dict]) -> str:
     """Overall table (mean ± sd), accuracy per biome, and each run's accuracies and claims."""
     methods = list(dict.fromkeys(r["method"] for r in summary))
     overall = {r["method"]: r for r in summary if r["biome"] == "all"}
     text = markdown_table(["method", "runs", "accuracy", "mean F1", "mean IoU"],
-                          ([m, overall[m]["runs"], *(_pm(overall[m], k) for k in SCORES)] for m in methods),
+                          ([m, overall[m]["runs"], *(percent_mean_sd(overall[m], k) for k in SCORES)] for m in methods),
                           right_aligned=4)
     by = {(r["biome"], r["method"]): r for r in summary}
     biomes = [b for b in dict.fromkeys(r["biome"] for r in summary) if b != "all"]
     text += "\nAccuracy (%) per biome, mean ± sd over runs:\n\n" + markdown_table(
-        ["biome", *methods], ([b, *(_pm(by[b, m], "accuracy") for m in methods)] for b in biomes),
+        ["biome", *methods], ([b, *(percent_mean_sd(by[b, m], "accuracy") for m in methods)] for b in biomes),
         right_aligned=len(methods))
     text += "\nEach run (overall accuracy, %; claims):\n\n" + markdown_table(
         ["data seed", "seed", *methods, *CLAIMS],
@@ -94,7 +90,7 @@ def write_seed_reports(runs: dict[tuple[int, int], str | os.PathLike], out_folde
     out = Path(out_folder)
     out.mkdir(parents=True, exist_ok=True)
     save_csv_atomic(rows, out / "runs.csv")
-    fcd_seeds_figure(rows, out / "seeds.png")
+    fcd_seeds_figure(rows, summary, out / "seeds.png")
     with atomic_path(out / "summary.md") as tmp:
         tmp.write_text(summary_markdown(summary, per_seed))
     save_csv_atomic(summary, out / "summary.csv")

@@ -136,6 +136,14 @@ def mean_sd(values: Iterable[float]) -> tuple[float, float]:
     return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
 
 
+def percent_mean_sd(row: dict, key: str) -> str:
+    """``row[key_mean]`` in percent, followed by ``± row[key_sd]`` where the row has it; "" without a mean."""
+    if f"{key}_mean" not in row:
+        return ""
+    sd = row.get(f"{key}_sd")
+    return f"{100 * row[f'{key}_mean']:.2f}" + ("" if sd is None else f" ± {100 * sd:.2f}")
+
+
 def percent(value: float | None, digits: int = 2) -> str:
     """A score in percent with ``digits`` decimals; "–" when it is missing or NaN."""
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.{digits}f}"

@@ -54,17 +54,19 @@ def epochs_figure(rows: list[dict], path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
-def fcd_seeds_figure(rows: list[dict], path: str | Path) -> Path:
-    """Overall accuracy and mean F1 of every FCD method: one dot per run (data seed, seed), the mean ± sd as a bar."""
+def fcd_seeds_figure(rows: list[dict], summary: list[dict], path: str | Path) -> Path:
+    """Overall accuracy and mean F1 of every FCD method: one dot per run (data seed, seed) of ``rows``, the mean ± sd
+    of ``summary`` as a bar."""
     overall = [r for r in rows if r["biome"] == "all"]
-    methods = list(dict.fromkeys(r["method"] for r in overall))
+    means = {r["method"]: r for r in summary if r["biome"] == "all"}
+    methods = list(means)
     fig = new_figure(figsize=(1.2 + 1.1 * len(methods), 6.4))
     axes = fig.subplots(2, 1, sharex=True)
     x = np.arange(len(methods))
     for ax, key, label in zip(axes, ("accuracy", "f1_mean"), ("accuracy (%)", "mean F1 (%)")):
         values = [[100 * r[key] for r in overall if r["method"] == m] for m in methods]
-        ax.bar(x, [np.mean(v) for v in values], 0.6, yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in values],
-               color="0.8", capsize=3)
+        ax.bar(x, [100 * means[m][f"{key}_mean"] for m in methods], 0.6,
+               yerr=[100 * means[m][f"{key}_sd"] for m in methods], color="0.8", capsize=3)
         for i, v in enumerate(values):
             ax.plot(np.full(len(v), i) + np.linspace(-0.15, 0.15, len(v)), v, "o", ms=4, color="C0")
         low = min(min(v) for v in values)
