@@ -21,9 +21,6 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import transform as warp_transform
-from scipy.interpolate import RegularGridInterpolator
-from scipy.ndimage import zoom
-from scipy.stats import norm
 
 from pvl8da.sensors import quality
 from pvl8da.storage.atomic import atomic_dir, atomic_path
@@ -177,6 +174,8 @@ class World:
     origin: tuple[float, float] = field(init=False)
 
     def __post_init__(self):
+        from scipy.stats import norm  # SciPy is imported where scenes are drawn, so that `import tasks` stays light
+
         if self.biome not in BIOMES:
             raise ValueError(f"unknown biome {self.biome!r}; expected one of {', '.join(BIOMES)}")
         self.crs = utm_crs(self.lat, self.lon)
@@ -229,6 +228,8 @@ class World:
 def _sample_grid(world: World, transform: Affine, crs: CRS, shape: tuple[int, int], when: dt.datetime,
                  step: int) -> Sample:
     """Sample the world at the pixel centres of a raster, evaluating fields every ``step`` pixels."""
+    from scipy.interpolate import RegularGridInterpolator
+
     height, width = shape
     # With step > 1 the coarse grid reaches one step past the last pixel, for interpolation.
     reach = step if step > 1 else 0
@@ -248,6 +249,8 @@ def _sample_grid(world: World, transform: Affine, crs: CRS, shape: tuple[int, in
 
 def _sample_utm(world: World, transform: Affine, shape: tuple[int, int], when: dt.datetime, step: int) -> Sample:
     """Sample a north-up raster in the world's own CRS: fields on a coarse grid, bilinearly zoomed."""
+    from scipy.ndimage import zoom
+
     if step == 1:
         return _sample_grid(world, transform, world.crs, shape, when, 1)
     height, width = shape
@@ -472,7 +475,10 @@ def write_landsat8_scene(dest_dir: str | os.PathLike, shape: tuple[int, int] = (
     sin_e = np.sin(np.deg2rad(elevation))
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
-    profile = {} if collection < quality.COLLECTION_2 else dict(tiled=True, blockxsize=256, blockysize=256, compress="deflate")
+    # plain strips written in order, as USGS's files are (tools that memory-map them read these too); GDAL
+    # otherwise writes the all-fill first rows at the end of the file
+    profile = (dict(WRITE_EMPTY_TILES_SYNCHRONOUSLY="YES") if collection < quality.COLLECTION_2
+               else dict(tiled=True, blockxsize=256, blockysize=256, compress="deflate"))
     with atomic_dir(dest_dir / scene_id) as folder:
         grid = (crs, transform, profile)
         _write_bands(folder / scene_id, sample, fill, sin_e, rng, grid, with_pan)

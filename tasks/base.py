@@ -94,8 +94,10 @@ class PVL8DATask(luigi.Task):
         if not all(target.exists() for target in outputs):
             self.check_inputs()
             return False
+        defaults = {name: param._default for name, param in self.get_params()
+                    if param.significant and param._default is not luigi.parameter._no_value}
         found = provenance.differences(self.recorded_provenance(), self.task_family, self.provenance_parameters(),
-                                       self.provenance_files())
+                                       self.provenance_files(), defaults)
         if not found:
             return True
         if self.overwrite:

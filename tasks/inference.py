@@ -4,6 +4,7 @@ from pathlib import Path
 import luigi
 from luigi.parameter import ParameterVisibility
 
+from pvl8da.runtime import PRECISIONS, check_precision
 from pvl8da.storage import provenance
 from pvl8da.errors import InputError
 from pvl8da.inference.products import check_paths, infer_clouds, infer_da, infer_outputs
@@ -46,6 +47,9 @@ class _Inference(PVL8DATask):
     image_dest = luigi.Parameter(description="output product (HDF5), in an existing folder")
     cloud_detection_weights = luigi.Parameter(default=CLOUD_WEIGHTS, description=f"weights file, or {PUBLISHED}")
     weights_base_url = weights_base_url_parameter()
+    precision = luigi.ChoiceParameter(choices=PRECISIONS, default="float32",
+                                      description="the networks' arithmetic: bfloat16 or float16 where the hardware "
+                                                  "has it (refused elsewhere); float32 is the reference")
 
     @property
     def source(self) -> str:
@@ -68,6 +72,7 @@ class _Inference(PVL8DATask):
 
     def check_inputs(self) -> None:
         require_weights(**self.weights())
+        check_precision(self.precision)
         if not self.make_folder or Path(self.image_dest).parent.is_dir():  # else the Folder requirement makes it
             check_paths(self.source, self.image_dest)
         self.product_class(self.source).close()
@@ -95,7 +100,7 @@ class InferenceDA(_Inference):
     def run(self):
         self.check_inputs()
         infer_da(self.pvimage, self.image_dest, self.cloud_detection_weights, self.dagans_weights,
-                 adaptation=not self.no_adaptation, weights_base_url=self.weights_base_url,
+                 adaptation=not self.no_adaptation, weights_base_url=self.weights_base_url, precision=self.precision,
                  record=self.provenance_record())
 
 
@@ -113,4 +118,4 @@ class InferenceClouds(_Inference):
     def run(self):
         self.check_inputs()
         infer_clouds(self.image, self.image_dest, self.cloud_detection_weights, weights_base_url=self.weights_base_url,
-                     record=self.provenance_record())
+                     precision=self.precision, record=self.provenance_record())

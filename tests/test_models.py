@@ -7,8 +7,9 @@ import pytest
 import tensorflow as tf
 
 from pvl8da.errors import InputError
+from pvl8da.models.folded import folded_graph
 from pvl8da.models.da import (FusedBatchNormalization, InstanceNormalization, build_cloud_unet, build_discriminator,
-                           build_generator, folded_graph, load_weights_checked)
+                           build_generator, load_weights_checked)
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ import rasterio
 import rasterio.shutil
 from tqdm import tqdm
 
+from pvl8da import runtime
 from pvl8da.storage import provenance
 from pvl8da.storage.atomic import atomic_outputs, require_free_space, scratch_dir
 from pvl8da.errors import InputError
@@ -43,59 +44,62 @@ OUTPUT_BYTES_PER_PIXEL = 4
 
 def default_tiling(shape: tuple[int, int] | None = None) -> Tiling:
     """Batches of large tiles on a GPU, single tiles on a CPU; fitted to ``shape`` when given."""
-    import tensorflow as tf
-
-    gpu = bool(tf.config.list_physical_devices("GPU"))
+    gpu = runtime.has_gpu()
     max_tile = MAX_TILE_GPU if gpu else MAX_TILE_CPU
     tile = fitted_tile(shape, max_tile) if shape is not None else max_tile
     return Tiling(tile=tile, batch=BATCH_GPU if gpu else 1)
 
 
 class TilePredictor:
-    """Generator (optional) then cloud U-Net on batches of fixed-shape tiles, one compiled graph.
+    """Generator (optional) then cloud U-Net on batches of fixed-shape tiles, one compiled graph, on the running
+    Keras backend.
 
     As the reference does, the adapted reflectance is clipped to [0, 2] and set to 0 on invalid
     pixels before cloud detection; with ``scale``/``offset`` (per band) it is also quantised to the
-    product's DN grid, so the cloud mask is the U-Net's output on the bands as written.
+    product's DN grid, so the cloud mask is the U-Net's output on the bands as written. ``precision``: the
+    networks' compute dtype (:data:`pvl8da.runtime.PRECISIONS`, checked against the hardware); clipping,
+    quantisation and the outputs stay float32.
     """
 
     def __init__(self, unet, generator=None, tiling: Tiling | None = None,
-                 scale: tuple[float, ...] | None = None, offset: tuple[float, ...] | None = None):
-        import tensorflow as tf
+                 scale: tuple[float, ...] | None = None, offset: tuple[float, ...] | None = None,
+                 precision: str = "float32"):
+        from keras import ops
 
-        from pvl8da.models.da import InstanceNormalization, folded_graph
+        from pvl8da.models.da import InstanceNormalization
+        from pvl8da.models.folded import folded_graph
 
         self.tiling = tiling or default_tiling()
+        self.precision = runtime.check_precision(precision)
         size = self.tiling.size
 
         def fast(model):
             if any(isinstance(layer, InstanceNormalization) for layer in model.layers):
-                log.warning("%s uses instance normalisation: statistics are per tile", model.name)
-                return lambda x: model(x, training=False)
-            return folded_graph(model)
+                log.warning("%s uses instance normalisation: statistics are per tile, computed in float32", model.name)
+                return lambda x: model(ops.cast(x, "float32"), training=False)
+            return folded_graph(model, self.precision)
 
         clouds_fn = fast(unet)
         adapt_fn = fast(generator) if generator is not None else None
         quantise = scale is not None
-        scale_t = tf.constant(np.asarray(scale if quantise else [1.0] * 4, np.float32))
-        offset_t = tf.constant(np.asarray(offset if offset is not None else [0.0] * 4, np.float32))
+        scale_c = np.asarray(scale if quantise else [1.0] * 4, np.float32)
+        offset_c = np.asarray(offset if offset is not None else [0.0] * 4, np.float32)
 
         def run(x):
             image, invalid = x[..., :4], x[..., 4:] > 0.5
             if adapt_fn is not None:
-                image = tf.clip_by_value(adapt_fn(image), 0.0, 2.0)
+                image = ops.clip(ops.cast(adapt_fn(image), "float32"), 0.0, 2.0)
                 if quantise:
-                    image = (tf.round(image * scale_t + offset_t) - offset_t) / scale_t
-                image = tf.where(invalid, 0.0, image)
-            return image, clouds_fn(image)[..., 0]
+                    image = (ops.round(image * scale_c + offset_c) - offset_c) / scale_c
+                image = ops.where(invalid, 0.0, image)
+            return image, ops.cast(clouds_fn(image), "float32")[..., 0]
 
-        self._fn = tf.function(run, autograph=False, input_signature=[tf.TensorSpec((None, size, size, 5), tf.float32)])
+        self._fn = runtime.compile_batch_fn(run, (None, size, size, 5))
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(B, size, size, 5) reflectance + invalid flag → adapted reflectance (B, size, size, 4) and
         cloud probability (B, size, size)."""
-        adapted, clouds = self._fn(x)
-        return adapted.numpy(), clouds.numpy()
+        return self._fn(x)
 
 
 def predict_window(predictor: TilePredictor, toa: np.ndarray, invalid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -188,7 +192,10 @@ def single_inter_op_thread() -> None:
     """Run TensorFlow's graphs with one inter-op thread, when its runtime has not started yet in this
     process. The tile graph is one chain of convolutions, each already spread over every core; a second
     inter-op thread only keeps more activations alive at once (3000² product, 664² tiles: peak memory
-    1.61 → 1.34 GB at the same speed). Training keeps the default, which is 5 % faster there."""
+    1.61 → 1.34 GB at the same speed). Training keeps the default, which is 5 % faster there. Other
+    backends: nothing to do."""
+    if runtime.backend() != "tensorflow":
+        return
     import tensorflow as tf
 
     try:
@@ -254,7 +261,7 @@ def _run_tiles(src, out, mask_tif, predictor: TilePredictor, cm_name: str, write
 
 def run_inference(src_path: str | Path, dest: str | Path, unet_weights: str | Path,
                   generator_weights: str | Path | None = None, *, landsat: bool = False,
-                  tiling: Tiling | None = None, quicklook: bool = True,
+                  tiling: Tiling | None = None, quicklook: bool = True, precision: str = "float32",
                   weights_base_url: str | None = None, record: dict | None = None) -> InferenceOutputs:
     """Cloud detection (after PV → LU adaptation when ``generator_weights`` is given) on a product.
 
@@ -263,7 +270,8 @@ def run_inference(src_path: str | Path, dest: str | Path, unet_weights: str | Pa
     products, a quicklook PNG. The input is never modified; outputs appear only on success.
     Either weights may be ``"published"``: the paper's file, fetched into the user's cache from
     ``weights_base_url`` (see :mod:`pvl8da.storage.published`). ``record``: the provenance the product keeps
-    (:mod:`pvl8da.storage.provenance`). All outputs are committed together at the end.
+    (:mod:`pvl8da.storage.provenance`). ``precision``: the networks' arithmetic (:class:`TilePredictor`). All
+    outputs are committed together at the end.
     """
     src_path, dest = Path(src_path), Path(dest)
     unet_weights = resolve_weights(unet_weights, "cloud_detection", base_url=weights_base_url)
@@ -280,7 +288,7 @@ def run_inference(src_path: str | Path, dest: str | Path, unet_weights: str | Pa
         tiling = tiling or default_tiling(src.shape)
         src.set_chunk_cache(tiling.size)  # one row of tiles with its halo: no chunk decompressed twice
         scale, offset = zip(*(src.scale_offset(b) for b in PV_BANDS))
-        predictor = TilePredictor(unet, generator, tiling, scale, offset)
+        predictor = TilePredictor(unet, generator, tiling, scale, offset, precision)
         require_free_space(dest.parent, src_path.stat().st_size + OUTPUT_BYTES_PER_PIXEL * np.prod(src.shape),
                            f"the output of {src_path.name}")
         tmp, tmp_cog, *tmp_quicklook = stack.enter_context(atomic_outputs(*outputs.paths()))
@@ -330,7 +338,7 @@ def _describe(cm_name: str, unet_weights, generator_weights) -> str:
 def infer_da(pvimage: str | Path, dest: str | Path, cloud_detection_weights: str | Path,
              dagans_weights: str | Path | None, adaptation: bool = True, **kwargs) -> InferenceOutputs:
     """InferenceDA on a Proba-V L2A product (``adaptation=False``: cloud model on the raw bands); options
-    (``weights_base_url``, ``tiling``, ``quicklook``) as in :func:`run_inference`."""
+    (``weights_base_url``, ``tiling``, ``quicklook``, ``precision``) as in :func:`run_inference`."""
     return run_inference(pvimage, dest, cloud_detection_weights, dagans_weights if adaptation else None, **kwargs)
 
 

@@ -56,8 +56,10 @@ def _same_file(recorded: Mapping[str, Any], current: str | os.PathLike) -> bool:
 
 
 def differences(recorded: Mapping[str, Any] | None, task: str, parameters: Mapping[str, Any],
-                files: Mapping[str, str | os.PathLike]) -> list[str]:
-    """What differs between a recorded provenance and the current task: one line per parameter or file."""
+                files: Mapping[str, str | os.PathLike], defaults: Mapping[str, Any] | None = None) -> list[str]:
+    """What differs between a recorded provenance and the current task: one line per parameter or file. A
+    parameter the record lacks (made before the option existed) counts as made with its value in ``defaults``."""
+    defaults = defaults or {}
     if not recorded:
         return ["no provenance recorded (made by another version or by hand)"]
     found = []
@@ -65,7 +67,7 @@ def differences(recorded: Mapping[str, Any] | None, task: str, parameters: Mappi
         found.append(f"made by {recorded.get('task')}, not {task}")
     old = recorded.get("parameters", {})
     for name, value in parameters.items():
-        if old.get(name) != str(value):
+        if old.get(name, str(defaults[name]) if name in defaults else None) != str(value):
             found.append(f"--{name.replace('_', '-')}: made with {old.get(name, 'nothing recorded')}, now {value}")
     old_files = recorded.get("files", {})
     for name, current in files.items():
