@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import logging
 import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -102,3 +104,33 @@ def compile_batch_fn(fn: Callable, shape: tuple[int, ...]) -> Callable[[np.ndarr
         return tuple(keras.ops.convert_to_numpy(y) for y in compiled(x))
 
     return run
+
+
+@contextmanager
+def dtype_policy(precision: str) -> Iterator[None]:
+    """Keras layers built inside compute in ``precision`` and keep float32 weights (Keras' mixed policies)."""
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(POLICIES[check_precision(precision)])
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def training_optimizer(optimizer, precision: str):
+    """``optimizer``, wrapped in Keras' dynamic loss scaling for float16 (bfloat16 has float32's range and
+    needs none). Custom loops scale their losses with ``optimizer.scale_loss``; ``apply_gradients`` unscales."""
+    if precision != "float16":
+        return optimizer
+    import keras
+
+    return keras.optimizers.LossScaleOptimizer(optimizer)
+
+
+def float32(x):
+    """``x`` as float32 (losses and metrics are computed in float32 whatever the networks' precision)."""
+    import keras
+
+    return keras.ops.cast(x, "float32")

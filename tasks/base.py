@@ -19,6 +19,7 @@ import luigi
 from luigi.freezing import recursively_unfreeze
 from luigi.task import flatten
 
+from pvl8da.runtime import PRECISIONS
 from pvl8da.storage import provenance
 from pvl8da.errors import InputError
 
@@ -117,6 +118,12 @@ class Folder(luigi.Task):
 
     def run(self):
         Path(self.path).mkdir(parents=True, exist_ok=True)
+
+
+#: ``--precision`` of the trainers (choices and help), declared once.
+PRECISION_CHOICES = {"precision": PRECISIONS}
+PRECISION_HELP = {"precision": "the networks' arithmetic: bfloat16 or float16 where the hardware has it (refused "
+                               "elsewhere; weights stay float32); float32 is the reference"}
 
 
 def config_parameters(config: type, *names: str, choices: dict[str, Iterable] | None = None,

@@ -15,7 +15,7 @@ from pvl8da.storage.atomic import atomic_dir
 from pvl8da.datasets.biome_patches import prepare_biome_patches
 from pvl8da.synthetic import write_biome_dataset
 from pvl8da.training.configs import KEEP_MODES, GANConfig, UNetConfig
-from tasks.base import config_parameters, make_config
+from tasks.base import PRECISION_CHOICES, PRECISION_HELP, config_parameters, make_config
 
 GAN, UNET = GANConfig, UNetConfig
 
@@ -73,8 +73,9 @@ class PrepareBiomePatches(_FCDTask):
 
 
 @config_parameters(GAN, "iterations", "batch_size", "n_critic", "lr", "width", "n_res", "d_width", "identity_warmup",
-                   "val_every", "checkpoint_every", descriptions={
-                       "identity_warmup": "generator steps fitting G(x, c) = x before the GAN (0: none, as the paper)"})
+                   "val_every", "checkpoint_every", "precision", choices=PRECISION_CHOICES, descriptions={
+                       "identity_warmup": "generator steps fitting G(x, c) = x before the GAN (0: none, as the paper)",
+                       **PRECISION_HELP})
 class TrainFCD(_FCDTask):
     """The Fixed-Point GAN in ``fcd/`` (resumes from its last checkpoint after a kill)."""
 
@@ -113,7 +114,8 @@ class GenerateFCDMasks(_FCDTask):
                            self.sample_patches, self.seed, tile=self.tile or None)
 
 
-@config_parameters(UNET, "iterations", "batch_size", "lr", "val_every", "checkpoint_every")
+@config_parameters(UNET, "iterations", "batch_size", "lr", "val_every", "checkpoint_every", "precision",
+                   choices=PRECISION_CHOICES, descriptions=PRECISION_HELP)
 class _UNetTask(_FCDTask):
     progress = luigi.BoolParameter(default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING)
     folder = "unet"

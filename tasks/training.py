@@ -23,7 +23,7 @@ from pvl8da.errors import InputError
 from pvl8da.storage.published import PUBLISHED, resolve_weights
 from pvl8da.models.weights import install_weights
 from tasks.convert import ConvertPV
-from tasks.base import PVL8DATask, config_parameters, make_config
+from tasks.base import PRECISION_CHOICES, PRECISION_HELP, PVL8DATask, config_parameters, make_config
 from tasks.inference import require_weights, weights_base_url_parameter, weights_file
 
 CYCLEGAN, CLOUD_UNET = cyclegan_config.CycleGANConfig, CloudTrainConfig
@@ -101,8 +101,8 @@ class BuildPseudoSimultaneousDataset(luigi.Task):
                             self.patch_size, self.stride)
 
 
-@config_parameters(CLOUD_UNET, "epochs", "batch_size", "lr", "seed", "val_fraction", "steps_per_epoch",
-                   descriptions=STEPS_HELP)
+@config_parameters(CLOUD_UNET, "epochs", "batch_size", "lr", "seed", "val_fraction", "steps_per_epoch", "precision",
+                   choices=PRECISION_CHOICES, descriptions={**STEPS_HELP, **PRECISION_HELP})
 class TrainCloudDetector(luigi.Task):
     """The cloud U-Net on Landsat-as-Proba-V products of labelled scenes -> ``<folder>/<name>.weights.h5``."""
 
@@ -150,10 +150,10 @@ class _CycleGANInputs:
 
 @config_parameters(CYCLEGAN, "gradient_penalty_weight", "df_gen", "df_disc", "epochs", "seed", "batch_size", "lr",
                    "identity_lambda", "cycled_lambda", "segmentation_consistency_lmbda", "suffix", "steps_per_epoch",
-                   "gradient_penalty_mode", "normtype", "val_scenes", "ema_decay", "lr_schedule",
-                   descriptions={**STEPS_HELP, **SELECTION_HELP},
+                   "gradient_penalty_mode", "normtype", "val_scenes", "ema_decay", "lr_schedule", "precision",
+                   descriptions={**STEPS_HELP, **SELECTION_HELP, **PRECISION_HELP},
                    choices={"gradient_penalty_mode": cyclegan_config.GP_MODES, "normtype": cyclegan_config.NORMTYPES,
-                            "lr_schedule": cyclegan_config.LR_SCHEDULES})
+                            "lr_schedule": cyclegan_config.LR_SCHEDULES, **PRECISION_CHOICES})
 class TrainCycleGAN(_CycleGANInputs, PVL8DATask):
     """CycleGAN Proba-V <-> Landsat-as-Proba-V with the original parameters; the PV -> LU generator is
     ``<folder>/genpv2l8cycle_<df_gen>_<df_disc>_<suffix>.weights.h5``. Resumes after a kill."""

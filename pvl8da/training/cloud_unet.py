@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pvl8da import runtime
 from pvl8da.storage.atomic import atomic_path, load_json, save_json_atomic, save_weights_atomic
 from pvl8da.training import skeleton
 from pvl8da.training.configs import CloudTrainConfig
@@ -167,7 +168,8 @@ def _compiled_model(config: CloudTrainConfig, init_weights: str | os.PathLike | 
     from pvl8da.models import da as models
 
     keras.utils.set_random_seed(config.seed)
-    model = models.build_cloud_unet()
+    with runtime.dtype_policy(config.precision):  # compile() adds loss scaling for float16
+        model = models.build_cloud_unet()
     if init_weights:
         models.load_weights_checked(model, init_weights)
     for layer in model.layers:

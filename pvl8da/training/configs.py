@@ -5,9 +5,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from pvl8da.errors import InputError
+from pvl8da.runtime import PRECISIONS
 
 
 KEEP_MODES = ("patches", "pixels")
+
+
+def check_precision_name(precision: str) -> None:
+    """InputError unless ``precision`` is one of :data:`pvl8da.runtime.PRECISIONS` (the hardware is checked when
+    the networks are built)."""
+    if precision not in PRECISIONS:
+        raise InputError(f"precision {precision!r} not in {PRECISIONS}")
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,10 @@ class GANConfig:
     augment: bool = True
     identity_warmup: int = 0  # generator steps fitting G(x, c) = x in both domains before the GAN; 0: none
     weights: dict = field(default_factory=lambda: asdict(GANWeights()))
+    precision: str = "float32"  # the networks' arithmetic (pvl8da.runtime.PRECISIONS)
+
+    def __post_init__(self) -> None:
+        check_precision_name(self.precision)
 
 
 @dataclass
@@ -71,10 +83,12 @@ class UNetConfig:
     augment: bool = True
     calibration_patches: int = 0
     calibration_seed: int = 0
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         if self.keep not in KEEP_MODES:
             raise InputError(f"keep {self.keep!r} not in {KEEP_MODES}")
+        check_precision_name(self.precision)
 
 
 @dataclass
@@ -91,7 +105,9 @@ class CloudTrainConfig:
     val_fraction: float = 0.25
     steps_per_epoch: int | None = None
     bn_momentum: float = 0.9
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
+        check_precision_name(self.precision)
         if self.patch_size % 4:
             raise InputError(f"patch_size {self.patch_size} must be a multiple of 4 (U-Net pooling)")

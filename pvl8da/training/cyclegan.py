@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from pvl8da import runtime
 from pvl8da.storage.atomic import atomic_path, load_json, save_json_atomic, save_weights_atomic
 from pvl8da.evaluation.selection import cloud_agreement
 from pvl8da.training import skeleton, summaries
@@ -67,7 +68,7 @@ def discriminate(discriminator: Callable, real: tf.Tensor, fake: tf.Tensor,
     both = tf.concat([real, fake], axis=0)
     with tf.GradientTape() as tape:
         tape.watch(both)
-        logits = discriminator(both, training=True)
+        logits = tf.cast(discriminator(both, training=True), tf.float32)
         real_logits, fake_logits = logits[:n], logits[n:]
         per_sample = tf.reduce_mean(real_logits, axis=list(range(1, len(logits.shape))))
         total = tf.reduce_sum(per_sample)
@@ -212,11 +213,12 @@ class CycleGANTrainer:
                  strategy: tf.distribute.Strategy | None = None) -> None:
         self.config = config
         self.strategy = strategy or select_strategy()
-        with self.strategy.scope():
+        with self.strategy.scope(), runtime.dtype_policy(config.precision):
             self.nets = networks_fn()
             self.nets.cloud.trainable = False
             self.optimizers = {
-                key: keras.optimizers.Adam(config.lr, beta_1=config.beta_1)
+                key: runtime.training_optimizer(keras.optimizers.Adam(config.lr, beta_1=config.beta_1),
+                                                config.precision)
                 for key in ("gen_pv2lu", "gen_lu2pv", "disc_lu", "disc_pv")
             }
             for key, opt in self.optimizers.items():
@@ -248,10 +250,11 @@ class CycleGANTrainer:
     def compute_losses(self, pv: tf.Tensor, lu: tf.Tensor) -> dict[str, tf.Tensor]:
         """All SPEC §5 loss terms and the four network totals for one (augmented) batch."""
         c, n = self.config, self.nets
-        fake_lu = n.gen_pv2lu(pv, training=True)
-        fake_pv = n.gen_lu2pv(lu, training=True)
-        cyc_pv = n.gen_lu2pv(fake_lu, training=True)
-        cyc_lu = n.gen_pv2lu(fake_pv, training=True)
+        f32 = runtime.float32  # the networks may compute in bfloat16/float16; the losses do not
+        fake_lu = f32(n.gen_pv2lu(pv, training=True))
+        fake_pv = f32(n.gen_lu2pv(lu, training=True))
+        cyc_pv = f32(n.gen_lu2pv(fake_lu, training=True))
+        cyc_lu = f32(n.gen_pv2lu(fake_pv, training=True))
 
         r1 = c.gradient_penalty_mode == "meschederreal"
         real_lu_logits, fake_lu_logits, gp_lu = discriminate(n.disc_lu, lu, fake_lu, r1)
@@ -267,8 +270,10 @@ class CycleGANTrainer:
             "gp_D_PV": gp_pv,
         }
         if c.segmentation_consistency_lmbda:
-            out["segmentation_G"] = binary_kl(tf.stop_gradient(n.cloud(pv, training=False)), n.cloud(fake_lu, training=False))
-            out["segmentation_F"] = binary_kl(tf.stop_gradient(n.cloud(lu, training=False)), n.cloud(fake_pv, training=False))
+            out["segmentation_G"] = binary_kl(tf.stop_gradient(f32(n.cloud(pv, training=False))),
+                                              f32(n.cloud(fake_lu, training=False)))
+            out["segmentation_F"] = binary_kl(tf.stop_gradient(f32(n.cloud(lu, training=False))),
+                                              f32(n.cloud(fake_pv, training=False)))
         else:
             out["segmentation_G"] = out["segmentation_F"] = tf.constant(0.0)
         out["loss_G"] = (out["gan_G"] + c.identity_lambda * out["identity_G"] + c.cycled_lambda * out["cycle"]
@@ -290,7 +295,7 @@ class CycleGANTrainer:
         targets = {"gen_pv2lu": "loss_G", "gen_lu2pv": "loss_F", "disc_lu": "loss_D_LU", "disc_pv": "loss_D_PV"}
         with tf.GradientTape(persistent=True) as tape:
             losses = self.compute_losses(pv, lu)
-            scaled = {key: losses[name] * scale for key, name in targets.items()}
+            scaled = {key: self.optimizers[key].scale_loss(losses[name] * scale) for key, name in targets.items()}
         for key in targets:
             variables = getattr(self.nets, key).trainable_variables
             grads = tape.gradient(scaled[key], variables)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pvl8da.errors import InputError
+from pvl8da.training.configs import check_precision_name
 
 GP_MODES = ("meschederreal", "none")
 NORMTYPES = ("batchnorm", "instancenorm", "no")
@@ -42,6 +43,7 @@ class CycleGANConfig:
     val_scenes: int = 1
     ema_decay: float = 0.0
     lr_schedule: str = "constant"
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         if self.gradient_penalty_mode not in GP_MODES:
@@ -50,6 +52,7 @@ class CycleGANConfig:
             raise InputError(f"normtype {self.normtype!r} not in {NORMTYPES}")
         if self.batch_size < 1 or self.epochs < 0:
             raise InputError(f"batch_size {self.batch_size} and epochs {self.epochs} must be positive")
+        check_precision_name(self.precision)
         if self.lr_schedule not in LR_SCHEDULES:
             raise InputError(f"lr_schedule {self.lr_schedule!r} not in {LR_SCHEDULES}")
         if not 0.0 <= self.ema_decay < 1.0 or self.val_scenes < 0:

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from pvl8da import runtime
 from pvl8da.training import fcd_losses as losses
 from pvl8da.training import skeleton
 from pvl8da.training.configs import GANConfig
@@ -37,7 +38,7 @@ def cloud_map(generator: keras.Model, x: np.ndarray | tf.Tensor) -> tf.Tensor:
     """FCD cloud map: mean over bands of |G(x, clear) − x| / 2, shape (B, H, W)."""
     x = tf.convert_to_tensor(x, tf.float32)
     clear = tf.zeros((tf.shape(x)[0], 1), tf.float32)
-    return tf.reduce_mean(tf.abs(generator([x, clear]) - x), axis=-1) / 2.0
+    return tf.reduce_mean(tf.abs(tf.cast(generator([x, clear]), tf.float32) - x), axis=-1) / 2.0
 
 
 def load_generator(run_dir: str | Path, best: bool = True) -> keras.Model:
@@ -57,10 +58,12 @@ class FCDTrainer:
         self.cfg, self.out_dir = cfg, out_dir
         self.w = losses.GANWeights(**cfg.weights)
         keras.utils.set_random_seed(cfg.seed)
-        self.G = build_generator(cfg.width, cfg.n_res)
-        self.D = build_discriminator(image_size, cfg.d_width, cfg.d_layers)
-        self.opt_g = keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta1, beta_2=cfg.beta2)
-        self.opt_d = keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta1, beta_2=cfg.beta2)
+        with runtime.dtype_policy(cfg.precision):
+            self.G = build_generator(cfg.width, cfg.n_res)
+            self.D = build_discriminator(image_size, cfg.d_width, cfg.d_layers)
+        self.opt_g, self.opt_d = (
+            runtime.training_optimizer(keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta1, beta_2=cfg.beta2), cfg.precision)
+            for _ in range(2))
         self.opt_g.build(self.G.trainable_variables)
         self.opt_d.build(self.D.trainable_variables)
         self.state = skeleton.Resumable(out_dir / skeleton.CHECKPOINTS, generator=self.G, discriminator=self.D,
@@ -95,14 +98,14 @@ class FCDTrainer:
     @tf.function
     def d_step(self, x, c):
         """One critic update; returns its loss terms."""
-        fake = self.G([x, 1.0 - c])
+        fake = tf.cast(self.G([x, 1.0 - c]), tf.float32)
         alpha = tf.random.uniform((tf.shape(x)[0], 1, 1, 1))
         with tf.GradientTape() as tape:
             real_src, real_cls = self.D(x)
             fake_src, _ = self.D(fake)
             gp = losses.gradient_penalty(lambda z: self.D(z)[0], x, fake, alpha)
             terms = losses.discriminator_total(real_src, fake_src, real_cls, c, gp, self.w)
-        grads = tape.gradient(terms["total"], self.D.trainable_variables)
+        grads = tape.gradient(self.opt_d.scale_loss(terms["total"]), self.D.trainable_variables)
         self.opt_d.apply_gradients(zip(grads, self.D.trainable_variables))
         return terms
 
@@ -117,7 +120,7 @@ class FCDTrainer:
             same_src, same_cls = self.D(same)
             terms = losses.generator_total(x, t, c, fake_src, fake_cls, same, same_src, same_cls,
                                            self.G([fake, c]), self.G([same, c]), self.w)
-        grads = tape.gradient(terms["total"], self.G.trainable_variables)
+        grads = tape.gradient(self.opt_g.scale_loss(terms["total"]), self.G.trainable_variables)
         self.opt_g.apply_gradients(zip(grads, self.G.trainable_variables))
         return terms
 

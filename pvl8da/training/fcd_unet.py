@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from pvl8da.errors import InputError
+from pvl8da import runtime
 from pvl8da.training import fcd_losses as losses
 from pvl8da.training import skeleton
 from pvl8da.training.configs import UNetConfig
@@ -44,7 +45,7 @@ def calibrated_threshold(run_dir: str | Path) -> float | None:
 def cloud_probability(model: keras.Model, x: np.ndarray | tf.Tensor) -> np.ndarray:
     """Pixel cloud probability (B, H, W) of the U-Net."""
     seg, _ = model(tf.convert_to_tensor(x, tf.float32), training=False)
-    return tf.sigmoid(seg[..., 0]).numpy()
+    return tf.sigmoid(tf.cast(seg[..., 0], tf.float32)).numpy()
 
 
 def kept_patches(n: int, keep_ratio: float, seed: int) -> np.ndarray:
@@ -73,7 +74,7 @@ def _train_step_fn(model: keras.Model, opt: keras.optimizers.Optimizer, cls_weig
             img = losses.classification_loss(cls, label)
             total = pix + cls_weight * img
         variables = model.trainable_variables
-        opt.apply_gradients(zip(tape.gradient(total, variables), variables))
+        opt.apply_gradients(zip(tape.gradient(opt.scale_loss(total), variables), variables))
         return {"pixel_bce": pix, "cls_bce": img, "total": total}
     return step
 
@@ -95,11 +96,12 @@ def _calibrate(model: keras.Model, train_h5: str | Path, best_path: Path, cfg: U
 def _model(cfg: UNetConfig) -> tuple[keras.Model, keras.optimizers.Optimizer]:
     """The seeded U-Net (initial weights loaded, encoder frozen as configured) and its built optimiser."""
     keras.utils.set_random_seed(cfg.seed)
-    model = build_unet(cfg.width, cfg.blocks)
+    with runtime.dtype_policy(cfg.precision):
+        model = build_unet(cfg.width, cfg.blocks)
     if cfg.init_weights:
         model.load_weights(cfg.init_weights)
     set_encoder_trainable(model, not cfg.freeze_encoder)
-    opt = keras.optimizers.Adam(cfg.lr)
+    opt = runtime.training_optimizer(keras.optimizers.Adam(cfg.lr), cfg.precision)
     opt.build(model.trainable_variables)
     return model, opt
 
