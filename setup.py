@@ -22,6 +22,8 @@ setup(
     extras_require={
         "cpu": ["tensorflow-cpu>=2.16"],
         "gpu": ["tensorflow[and-cuda]>=2.16"],
-        "test": ["pytest"],
+        # inference on Keras 3's JAX backend (KERAS_BACKEND=jax): the suite checks it against the golden product
+        "jax": ["jax"],
+        "test": ["pytest", "jax"],
     },
 )

@@ -45,16 +45,18 @@ class InstanceNormalization(layers.GroupNormalization):
 @keras.saving.register_keras_serializable(package="pvl8da")
 class FusedBatchNormalization(layers.BatchNormalization):
     """Keras batch normalisation whose training-mode pass over NHWC float32 (or bfloat16, with float32
-    weights) images runs TensorFlow's fused kernel: one pass forward and one backward, instead of separate moments and normalisation ops (a df-64
-    generator's forward and backward pass on 48 patches of 64²: 761 → 528 ms on the 2-core CPU). Same
-    weights and the same moving statistics (the biased batch variance, as Keras keeps it). Other cases run
-    Keras' own code. Weight files written while the class was called ``BatchNormalization`` still load
+    weights) images runs TensorFlow's fused kernel: one pass forward and one backward, instead of separate
+    moments and normalisation ops (a df-64 generator's forward and backward pass on 48 patches of 64²:
+    761 → 528 ms on the 2-core CPU). Same weights and the same moving statistics (the biased batch variance,
+    as Keras keeps it). Other cases, and other backends, run Keras' own code. Weight files written while the class was called ``BatchNormalization`` still load
     (:func:`load_weights_checked` renames their groups)."""
 
     def call(self, inputs, training=None, mask=None):
         fusable = (training and self.trainable and mask is None and not self.renorm and not self.synchronized
+                   and keras.backend.backend() == "tensorflow"
                    and self.scale and self.center and len(inputs.shape) == 4
-                   and self.axis in (-1, 3) and keras.backend.standardize_dtype(inputs.dtype) in ("float32", "bfloat16"))
+                   and self.axis in (-1, 3)
+                   and keras.backend.standardize_dtype(inputs.dtype) in ("float32", "bfloat16"))
         if not fusable:
             return super().call(inputs, training=training, mask=mask)
         import tensorflow as tf

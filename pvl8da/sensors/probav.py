@@ -303,9 +303,20 @@ class _Product:
                              "truncated or corrupt file?") from exc
 
 
-def _not_finite(toa: np.ndarray) -> np.ndarray:
-    """Where any band of a (…, 4) reflectance is NaN or infinite (float bands can hold them)."""
-    return ~np.isfinite(toa).all(axis=-1)
+def _any_band(mask: np.ndarray) -> np.ndarray:
+    """Where a (…, bands) boolean array is true in any band (band by band: faster than ``any(axis=-1)``)."""
+    out = mask[..., 0].copy()
+    for band in range(1, mask.shape[-1]):
+        out |= mask[..., band]
+    return out
+
+
+def _not_finite(dn: np.ndarray, toa: np.ndarray) -> np.ndarray:
+    """Where any band of a (…, 4) reflectance is NaN or infinite: only float bands can hold them (integer DN with a
+    finite SCALE > 0 and OFFSET give finite reflectance)."""
+    if np.issubdtype(dn.dtype, np.integer):
+        return np.zeros(dn.shape[:-1], bool)
+    return _any_band(~np.isfinite(toa))
 
 
 def _chunks(shape: tuple[int, int]) -> tuple[int, int]:
@@ -326,10 +337,11 @@ class ProbaVProduct(_Product):
         """Decoded SM status map."""
         return decode_sm(self.read_sm(window))
 
-    def invalid_from(self, dn: np.ndarray, sm: np.ndarray) -> np.ndarray:
-        """Invalid where any band's reflectance is < 0 or not finite, or any coverage bit is 0."""
-        toa = self.toa_from_dn(dn)
-        return (toa < 0).any(axis=-1) | _not_finite(toa) | ((sm >> 8) & 0xF != 0xF)
+    def invalid_from(self, dn: np.ndarray, sm: np.ndarray, toa: np.ndarray | None = None) -> np.ndarray:
+        """Invalid where any band's reflectance is < 0 or not finite, or any coverage bit is 0 (``toa``: the
+        reflectance of ``dn``, when already computed)."""
+        toa = self.toa_from_dn(dn) if toa is None else toa
+        return _any_band(toa < 0) | _not_finite(dn, toa) | ((sm >> 8) & 0xF != 0xF)
 
     def invalid(self, window=None) -> np.ndarray:
         """Boolean invalid mask of a window."""
@@ -376,9 +388,13 @@ class LandsatAsProbaVProduct(_Product):
             raise InputError(f"{self.path}: a Proba-V L2A product (it has {SM_PATH}), not a Landsat-as-Proba-V "
                              "product: run InferenceDA on it (--no-adaptation for the cloud model alone)")
 
-    def invalid_from(self, dn: np.ndarray) -> np.ndarray:
-        """Invalid where any band's DN is ≤ −1000 or its reflectance is not finite."""
-        return (dn <= LANDSAT_INVALID_DN).any(axis=-1) | _not_finite(self.toa_from_dn(dn))
+    def invalid_from(self, dn: np.ndarray, toa: np.ndarray | None = None) -> np.ndarray:
+        """Invalid where any band's DN is ≤ −1000 or its reflectance is not finite (``toa``: the reflectance
+        of ``dn``, when already computed)."""
+        invalid = _any_band(dn <= LANDSAT_INVALID_DN)
+        if np.issubdtype(dn.dtype, np.integer):
+            return invalid
+        return invalid | _not_finite(dn, self.toa_from_dn(dn) if toa is None else toa)
 
     def invalid(self, window=None) -> np.ndarray:
         """Boolean invalid mask of a window."""
