@@ -8,7 +8,9 @@ and ``--overwrite``. Input errors that can be seen before running (``check_input
 """
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import gc
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -38,6 +40,13 @@ PARAMETER_TYPES: dict[str, Callable[..., luigi.Parameter]] = {
 
 class OutputMadeDifferently(InputError):
     """An output exists but was made from other parameters or files."""
+
+
+def skip_final_collection() -> None:
+    """Let the command exit without the interpreter's last garbage collection: once TensorFlow is imported it
+    walks millions of objects for 1.1 s (of a 15 s InferenceDA), to free what the exit frees anyway. Files and
+    temporary folders are closed by their own context managers and finalizers, before it."""
+    atexit.register(gc.freeze)
 
 
 def install_exit_codes() -> None:
