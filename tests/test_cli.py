@@ -91,7 +91,8 @@ READ_BY_LUIGI_ITSELF = {("core", "autoload_range")}
 # README command (task family) -> the test that runs it through the command line.
 COVERED = {
     "ConvertPV": "test_convert_pv_landsat8, test_convert_pv_biome_quicklook, test_convert_pv_downloads_the_scene",
-    "InferenceDA": "test_inference_da_with_project_checkpoints (published weights: tests/test_published_weights.py)",
+    "InferenceDA": "test_inference_da_with_project_checkpoints (published weights: tests/test_published_weights.py; "
+                   "--precision: tests/test_precision.py; KERAS_BACKEND=jax: tests/test_jax_backend.py)",
     "DownloadLandsat8": "test_download_biome, test_download_stac",
     "ConvertAll": "tests/test_batch_luigid.py::test_two_workers_share_the_batch_and_a_rerun_does_nothing",
     "InferenceAll": "test_inference_all_through_luigid",
@@ -273,6 +274,8 @@ def test_every_readme_command_parses():
             continue
         families.append(family)
         assert family in COVERED, f"README command without a CLI test (add one, or to COVERED): {command}"
+        if "KERAS_BACKEND" in env:  # run as written by tests/test_jax_backend.py
+            assert env.pop("KERAS_BACKEND") in ("tensorflow", "jax", "torch"), command
         for key, value in env.items():
             assert key == "LUIGI_CONFIG_PATH" and (REPO / value).is_file(), command
             config = configparser.ConfigParser(interpolation=None)
