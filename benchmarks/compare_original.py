@@ -218,13 +218,11 @@ def main() -> None:
                 for path in outputs:
                     clear(path)
                 run = run_once(cmd, cwd, env)
+                log = run.pop("log")
                 if outputs and not any(outputs[side == "mine"].iterdir()):  # Luigi exits 0 when a task fails
-                    raise RuntimeError(f"{name}: the {side} run wrote nothing: {run.get('log', '')}")
+                    raise RuntimeError(f"{name}: the {side} run wrote nothing:\n{log}")
                 runs[side].append(run)
                 print(f"{name} {side} {i + 1}: {run}", file=sys.stderr, flush=True)
-        for rs in runs.values():
-            for r in rs:
-                r.pop("log")
         median = {side: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for side, rs in runs.items()}
         faster = (median["mine"][figure] / median["original"][figure] if figure == "samples_per_s"
                   else median["original"][figure] / median["mine"][figure])

@@ -60,10 +60,10 @@ def assert_cog_matches(src, outputs) -> None:
     assert ((mask == 255) == (cm < 0)).all() and ((mask == 1) == (cm >= 0.5)).all()
 
 
-def test_golden_inference(golden_run):
-    src, outputs = golden_run
+def assert_matches_golden(src: Path, product: Path) -> None:
+    """``product`` (InferenceDA on the golden ``src``) within the original's tolerances (reference/README.md)."""
     ref = np.load(f"{src}.reference.npz")
-    dn, cm = read_result(outputs.product)
+    dn, cm = read_result(product)
     assert ((cm < 0) == (ref["cm_pvdagans"] < 0)).all() and ((dn < 0) == (ref["adapted_toa_dn"] < 0)).all()
     valid = (cm >= 0) & (ref["cm_pvdagans"] >= 0)
     diff = np.abs(cm - ref["cm_pvdagans"])[valid]
@@ -73,6 +73,11 @@ def test_golden_inference(golden_run):
     with ProbaVProduct(src) as p:
         invalid = p.invalid()
     assert (cm[invalid] == -1).all() and (dn[invalid] == -1).all()
+
+
+def test_golden_inference(golden_run):
+    src, outputs = golden_run
+    assert_matches_golden(src, outputs.product)
 
 
 def test_output_is_a_copy_with_cog_and_quicklook(golden_run):

@@ -8,16 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import h5py
-import numpy as np
 import pytest
 
 pytest.importorskip("jax")
 
-from pvl8da.sensors.probav import PV_BANDS, ProbaVProduct, band_path  # noqa: E402
+from test_inference import GOLDEN, assert_matches_golden  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-GOLDEN = "golden/inference/PROBAV_L2A_20150704_101530_2_333M_V101.HDF5"
 TIMEOUT_S = 300
 
 #: ``python -m luigi`` (runpy, as ``-m`` does), then one JSON line saying which backend ran and whether
@@ -55,16 +52,4 @@ def test_inference_da_command_on_jax(reference_dir, tmp_path):
     assert check == {"backend": "jax", "jax": True, "tensorflow": False}, check
     assert dest.is_file()
 
-    ref = np.load(f"{src}.reference.npz")
-    with h5py.File(dest, "r") as f:
-        dn = np.stack([f[band_path(b)][:] for b in PV_BANDS], axis=-1)
-        cm = f["CM_PVDAGANS"][:]
-    assert ((cm < 0) == (ref["cm_pvdagans"] < 0)).all() and ((dn < 0) == (ref["adapted_toa_dn"] < 0)).all()
-    valid = (cm >= 0) & (ref["cm_pvdagans"] >= 0)
-    diff = np.abs(cm - ref["cm_pvdagans"])[valid]
-    assert np.percentile(diff, 99.9) <= 0.01 and diff.max() <= 0.05
-    assert ((cm >= 0.5) == (ref["cm_pvdagans"] >= 0.5))[valid].mean() >= 0.999
-    assert np.abs(dn.astype(int) - ref["adapted_toa_dn"])[valid].mean() <= 1
-    with ProbaVProduct(src) as p:
-        invalid = p.invalid()
-    assert (cm[invalid] == -1).all() and (dn[invalid] == -1).all()
+    assert_matches_golden(src, dest)
