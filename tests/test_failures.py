@@ -15,7 +15,7 @@ import h5py
 import luigi
 import pytest
 
-from pvl8da.storage import atomic
+from pvl8da.storage import atomic, provenance
 from pvl8da.training.cyclegan_config import CycleGANConfig, output_paths
 from pvl8da.errors import InputError
 from pvl8da.synthetic import write_landsat8_scene, write_probav_product
@@ -86,6 +86,21 @@ def test_outputs_made_differently_are_refused_then_overwritten(product, tmp_path
                         no_adaptation=True, overwrite=True)
     assert not again.complete() and _build(again) and again.complete() and first.complete()
     assert dest.stat().st_mtime_ns != made
+
+
+def test_an_output_made_before_an_option_existed_counts_as_made_with_its_default(product, tmp_path):
+    dest = tmp_path / "out.HDF5"
+    task = InferenceDA(pvimage=str(product), image_dest=str(dest), cloud_detection_weights=str(CLOUD),
+                       no_adaptation=True)
+    assert _build(task)
+    record = provenance.read_hdf5(dest)
+    assert record["parameters"].pop("precision") == "float32"
+    with h5py.File(dest, "r+") as f:  # as written before --precision existed
+        provenance.write_hdf5(f, record)
+    assert task.complete()
+    with pytest.raises(OutputMadeDifferently, match="--precision: made with float32 .the default then., now bfloat16"):
+        InferenceDA(pvimage=str(product), image_dest=str(dest), cloud_detection_weights=str(CLOUD),
+                    no_adaptation=True, precision="bfloat16").complete()
 
 
 def test_conversion_of_another_type_is_not_taken_for_done(tmp_path):

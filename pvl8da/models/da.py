@@ -48,8 +48,8 @@ class FusedBatchNormalization(layers.BatchNormalization):
     weights) images runs TensorFlow's fused kernel: one pass forward and one backward, instead of separate
     moments and normalisation ops (a df-64 generator's forward and backward pass on 48 patches of 64²:
     761 → 528 ms on the 2-core CPU). Same weights and the same moving statistics (the biased batch variance,
-    as Keras keeps it). Other cases, and other backends, run Keras' own code. Weight files written while the class was called ``BatchNormalization`` still load
-    (:func:`load_weights_checked` renames their groups)."""
+    as Keras keeps it). Other cases, and other backends, run Keras' own code. Weight files written while the
+    class was called ``BatchNormalization`` still load (:func:`load_weights_checked` renames their groups)."""
 
     def call(self, inputs, training=None, mask=None):
         fusable = (training and self.trainable and mask is None and not self.renorm and not self.synchronized

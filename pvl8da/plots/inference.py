@@ -15,7 +15,8 @@ from pvl8da.sensors.probav import PV_BANDS
 #: False-colour composite (R, G, B) = (NIR, RED, BLUE).
 FALSE_COLOUR = tuple(PV_BANDS.index(b) for b in ("NIR", "RED", "BLUE"))
 #: Largest side of the sampled pictures: a panel is 4.2 inches at 110 dpi (462 pixels), so more samples would
-#: only cost memory and time (3000² product: 1000 → 500 samples a side: peak memory −220 MB, the quicklook 2.0 → 0.95 s).
+#: only cost memory and time (3000² product, 1000 → 500 samples a side: peak memory −220 MB, the quicklook
+#: 2.0 → 0.95 s).
 MAX_SIDE = 500
 
 

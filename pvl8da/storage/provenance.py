@@ -67,8 +67,10 @@ def differences(recorded: Mapping[str, Any] | None, task: str, parameters: Mappi
         found.append(f"made by {recorded.get('task')}, not {task}")
     old = recorded.get("parameters", {})
     for name, value in parameters.items():
-        if old.get(name, str(defaults[name]) if name in defaults else None) != str(value):
-            found.append(f"--{name.replace('_', '-')}: made with {old.get(name, 'nothing recorded')}, now {value}")
+        made = old.get(name, str(defaults[name]) if name in defaults else None)
+        if made != str(value):
+            shown = made if name in old else "nothing recorded" if made is None else f"{made} (the default then)"
+            found.append(f"--{name.replace('_', '-')}: made with {shown}, now {value}")
     old_files = recorded.get("files", {})
     for name, current in files.items():
         if name not in old_files or not _same_file(old_files[name], current):
