@@ -129,13 +129,15 @@ class Downscaled:
         return self.layers[6] if len(self.layers) > 6 else None
 
 
-def _padded_rows(read, row0: int, row1: int, pad: int, n_rows: int, mode: str, **pad_kw) -> np.ndarray:
-    """Rows [row0 - pad, row1 + pad) of a raster, padded past the raster's top and bottom edges."""
+def _padded_rows(read, row0: int, row1: int, pad: int, n_rows: int, mode: str, pad_cols: bool = True,
+                 **pad_kw) -> np.ndarray:
+    """Rows [row0 - pad, row1 + pad) of a raster, padded past the raster's top and bottom edges (and by ``pad``
+    columns on each side unless ``pad_cols`` is false); read as is where nothing needs padding."""
     start, stop = max(row0 - pad, 0), min(row1 + pad, n_rows)
     block = read(start, stop)
     before, after = start - (row0 - pad), (row1 + pad) - stop
-    widths = ((before, after), (pad, pad))
-    return np.pad(block, widths, mode=mode, **pad_kw)
+    widths = ((before, after), (pad, pad) if pad_cols else (0, 0))
+    return np.pad(block, widths, mode=mode, **pad_kw) if any(sum(w) for w in widths) else block
 
 
 def _downscale_rows(scene: Landsat8Scene, out_row0: int, out_row1: int, kernels: dict,
@@ -167,10 +169,12 @@ def _downscale_rows(scene: Landsat8Scene, out_row0: int, out_row1: int, kernels:
     for b, name in enumerate(PV_BANDS):
         rows = None
         for source in BAND_SOURCES[name]:
-            padded = _padded_rows(read_toa(source), row0, row1 + extra, PSF_HALO, n_rows, "reflect")
+            padded = _padded_rows(read_toa(source), row0, row1 + extra, PSF_HALO, n_rows, "reflect", pad_cols=False)
             part = strided_rows(padded, kernels[name] * BLUE_WEIGHTS.get(source, 1.0), rows_out)
             rows = part if rows is None else rows + part
-        bands[b] = strided_cols(rows, kernels[name], cols_out)
+        # the columns are reflect-padded after the row pass: the same values (a row pass acts on each column
+        # alone), on a third of the rows
+        bands[b] = strided_cols(np.pad(rows, ((0, 0), (PSF_HALO, PSF_HALO)), mode="reflect"), kernels[name], cols_out)
 
     def read_inv(start, stop):
         return invalid[start - inv_start:stop - inv_start].astype(np.float32)
