@@ -140,9 +140,9 @@ def _padded_rows(read, row0: int, row1: int, pad: int, n_rows: int, mode: str, p
     return np.pad(block, widths, mode=mode, **pad_kw) if any(sum(w) for w in widths) else block
 
 
-def _downscale_rows(scene: Landsat8Scene, out_row0: int, out_row1: int, kernels: dict,
-                    has_labels: bool) -> np.ndarray:
-    """Rows [out_row0, out_row1) of every 90 m layer of a scene, stacked as in :class:`Downscaled`."""
+def _downscale_rows(scene: Landsat8Scene, out_row0: int, out_row1: int, kernels: dict, out: np.ndarray) -> None:
+    """Rows [out_row0, out_row1) of every 90 m layer of a scene into ``out`` (layers as in :class:`Downscaled`;
+    labels when it has 7)."""
     n_rows, n_cols = scene.shape
     cols_out = -(-n_cols // STRIDE)
     rows_out = out_row1 - out_row0
@@ -164,7 +164,6 @@ def _downscale_rows(scene: Landsat8Scene, out_row0: int, out_row1: int, kernels:
             return toa
         return read
 
-    bands = np.empty((len(PV_BANDS), rows_out, cols_out), np.float32)
     extra = STRIDE * rows_out - (row1 - row0)  # rows past the scene's bottom needed by the last window
     for b, name in enumerate(PV_BANDS):
         rows = None
@@ -174,25 +173,23 @@ def _downscale_rows(scene: Landsat8Scene, out_row0: int, out_row1: int, kernels:
             rows = part if rows is None else rows + part
         # the columns are reflect-padded after the row pass: the same values (a row pass acts on each column
         # alone), on a third of the rows
-        bands[b] = strided_cols(np.pad(rows, ((0, 0), (PSF_HALO, PSF_HALO)), mode="reflect"), kernels[name], cols_out)
+        out[b] = strided_cols(np.pad(rows, ((0, 0), (PSF_HALO, PSF_HALO)), mode="reflect"), kernels[name], cols_out)
 
     def read_inv(start, stop):
         return invalid[start - inv_start:stop - inv_start].astype(np.float32)
 
     inv_padded = _padded_rows(read_inv, row0, row1 + extra, 1, n_rows, "constant", constant_values=1.0)
-    invalid_fraction = box_downscale(inv_padded, INVALID_KERNEL / INVALID_KERNEL.sum(), rows_out, cols_out)
-
-    if not has_labels:
-        return np.concatenate([bands, invalid_fraction[None]])
+    out[4] = box_downscale(inv_padded, INVALID_KERNEL / INVALID_KERNEL.sum(), rows_out, cols_out)
+    if len(out) == 5:
+        return
 
     def read_labels(start, stop):
         return scene.labels(window(start, stop))
 
     lab_padded = _padded_rows(read_labels, row0, row1 + extra, 1, n_rows, "constant", constant_values=0.5)
-    labels = box_downscale(lab_padded, INVALID_KERNEL / INVALID_KERNEL.sum(), rows_out, cols_out)
+    out[5] = box_downscale(lab_padded, INVALID_KERNEL / INVALID_KERNEL.sum(), rows_out, cols_out)
     lab_inv = ((lab_padded == 0.5) | (inv_padded > 0)).astype(np.float32)
-    labels_invalid = box_downscale(lab_inv, INVALID_KERNEL, rows_out, cols_out)
-    return np.concatenate([bands, invalid_fraction[None], labels[None], labels_invalid[None]])
+    out[6] = box_downscale(lab_inv, INVALID_KERNEL, rows_out, cols_out)
 
 
 def downscale_scene(scene: Landsat8Scene, window_rows: int = 128, workers: int = 2,
@@ -212,15 +209,14 @@ def downscale_scene(scene: Landsat8Scene, window_rows: int = 128, workers: int =
         starts.pop()
     bounds = [(s, starts[i + 1] if i + 1 < len(starts) else rows90) for i, s in enumerate(starts)]
 
-    def work(span):
-        return span, _downscale_rows(scene, span[0], span[1], kernels, has_labels)
+    def work(span):  # each window writes its own rows of the stack
+        _downscale_rows(scene, span[0], span[1], kernels, layers[:, span[0]:span[1]])
 
     # Parallelism comes from the window threads: BLAS's own threads would oversubscribe the cores.
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = pool.map(work, bounds)
-        for (r0, r1), rows in tqdm(results, total=len(bounds), disable=not progress,
-                                   desc=f"PSF {scene.scene_id}", unit="window"):
-            layers[:, r0:r1] = rows
+        for _ in tqdm(pool.map(work, bounds), total=len(bounds), disable=not progress,
+                      desc=f"PSF {scene.scene_id}", unit="window"):
+            pass
 
     return Downscaled(layers, scene.transform @ Affine.scale(STRIDE), scene.crs)
 
