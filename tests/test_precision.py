@@ -145,3 +145,17 @@ def test_cloud_unet_fits_in_bfloat16():
     assert np.isfinite(np.asarray(loss)).all() and model.layers[1].compute_dtype == "bfloat16"
     assert all(w.dtype == np.float32 for w in model.get_weights())
     assert any(np.abs(a - b).max() > 0 for a, b in zip(model.get_weights(), before))
+
+
+def test_inference_all_runs_its_products_in_the_precision_asked(tmp_path):
+    from luigi.cmdline_parser import CmdlineParser
+
+    import tasks  # noqa: F401  (the task families the command line names)
+
+    for name in ("a", "b"):
+        (tmp_path / f"PROBAV_L2A_{name}.HDF5").write_bytes(b"")
+    args = ["InferenceAll", "--products", str(tmp_path / "*.HDF5"), "--dest", str(tmp_path / "out"),
+            "--InferenceDA-precision", "bfloat16"]
+    with CmdlineParser.global_instance(args) as parser:
+        children = parser.get_task_obj().requires()
+    assert len(children) == 2 and {child.precision for child in children} == {"bfloat16"}
