@@ -130,7 +130,7 @@ def training_optimizer(optimizer, precision: str):
 
 
 def float32(x):
-    """``x`` as float32 (losses and metrics are computed in float32 whatever the networks' precision)."""
+    """``x`` as float32: losses and scores are computed in float32 whatever the networks' precision."""
     import keras
 
     return keras.ops.cast(x, "float32")

@@ -68,7 +68,7 @@ def discriminate(discriminator: Callable, real: tf.Tensor, fake: tf.Tensor,
     both = tf.concat([real, fake], axis=0)
     with tf.GradientTape() as tape:
         tape.watch(both)
-        logits = tf.cast(discriminator(both, training=True), tf.float32)
+        logits = runtime.float32(discriminator(both, training=True))
         real_logits, fake_logits = logits[:n], logits[n:]
         per_sample = tf.reduce_mean(real_logits, axis=list(range(1, len(logits.shape))))
         total = tf.reduce_sum(per_sample)

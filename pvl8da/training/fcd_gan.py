@@ -38,7 +38,7 @@ def cloud_map(generator: keras.Model, x: np.ndarray | tf.Tensor) -> tf.Tensor:
     """FCD cloud map: mean over bands of |G(x, clear) − x| / 2, shape (B, H, W)."""
     x = tf.convert_to_tensor(x, tf.float32)
     clear = tf.zeros((tf.shape(x)[0], 1), tf.float32)
-    return tf.reduce_mean(tf.abs(tf.cast(generator([x, clear]), tf.float32) - x), axis=-1) / 2.0
+    return tf.reduce_mean(tf.abs(runtime.float32(generator([x, clear])) - x), axis=-1) / 2.0
 
 
 def load_generator(run_dir: str | Path, best: bool = True) -> keras.Model:
@@ -98,7 +98,7 @@ class FCDTrainer:
     @tf.function
     def d_step(self, x, c):
         """One critic update; returns its loss terms."""
-        fake = tf.cast(self.G([x, 1.0 - c]), tf.float32)
+        fake = runtime.float32(self.G([x, 1.0 - c]))
         alpha = tf.random.uniform((tf.shape(x)[0], 1, 1, 1))
         with tf.GradientTape() as tape:
             real_src, real_cls = self.D(x)

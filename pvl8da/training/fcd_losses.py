@@ -5,34 +5,30 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
+from pvl8da.runtime import float32
 from pvl8da.training.configs import GANWeights  # noqa: F401  (re-exported: the loss weights)
-
-
-def _f32(x: tf.Tensor) -> tf.Tensor:
-    """Losses are computed in float32 whatever the networks' precision."""
-    return tf.cast(x, tf.float32)
 
 
 def critic_loss(real_src: tf.Tensor, fake_src: tf.Tensor) -> tf.Tensor:
     """WGAN critic loss ``−E[D(real)] + E[D(fake)]``."""
-    return -tf.reduce_mean(_f32(real_src)) + tf.reduce_mean(_f32(fake_src))
+    return -tf.reduce_mean(float32(real_src)) + tf.reduce_mean(float32(fake_src))
 
 
 def adversarial_loss(fake_src: tf.Tensor) -> tf.Tensor:
     """WGAN generator loss ``−E[D(fake)]``."""
-    return -tf.reduce_mean(_f32(fake_src))
+    return -tf.reduce_mean(float32(fake_src))
 
 
 def classification_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     """Mean binary cross-entropy of image-level logits against 0/1 labels."""
-    logits = _f32(logits)
+    logits = float32(logits)
     labels = tf.cast(tf.reshape(labels, tf.shape(logits)), logits.dtype)
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
 
 
 def l1_loss(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
     """Mean absolute difference."""
-    return tf.reduce_mean(tf.abs(_f32(a) - _f32(b)))
+    return tf.reduce_mean(tf.abs(float32(a) - float32(b)))
 
 
 def gradient_penalty(
@@ -46,7 +42,7 @@ def gradient_penalty(
     x_hat = alpha * real + (1.0 - alpha) * fake
     with tf.GradientTape() as tape:
         tape.watch(x_hat)
-        out = tf.reduce_sum(_f32(critic(x_hat)))
+        out = tf.reduce_sum(float32(critic(x_hat)))
     grad = tape.gradient(out, x_hat)
     norm = tf.sqrt(tf.reduce_sum(tf.square(grad), axis=list(range(1, len(grad.shape)))) + 1e-12)
     return tf.reduce_mean(tf.square(norm - 1.0))
@@ -95,7 +91,7 @@ def generator_total(
 
 def masked_pixel_bce(logits: tf.Tensor, targets: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
     """Binary cross-entropy of pixel logits (B, H, W, 1) averaged over valid pixels only."""
-    logits = _f32(logits)
+    logits = float32(logits)
     targets = tf.cast(tf.reshape(targets, tf.shape(logits)), logits.dtype)
     valid = tf.cast(tf.reshape(valid, tf.shape(logits)), logits.dtype)
     bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits)

@@ -45,7 +45,7 @@ def calibrated_threshold(run_dir: str | Path) -> float | None:
 def cloud_probability(model: keras.Model, x: np.ndarray | tf.Tensor) -> np.ndarray:
     """Pixel cloud probability (B, H, W) of the U-Net."""
     seg, _ = model(tf.convert_to_tensor(x, tf.float32), training=False)
-    return tf.sigmoid(tf.cast(seg[..., 0], tf.float32)).numpy()
+    return tf.sigmoid(runtime.float32(seg[..., 0])).numpy()
 
 
 def kept_patches(n: int, keep_ratio: float, seed: int) -> np.ndarray:
