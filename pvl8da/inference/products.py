@@ -314,11 +314,14 @@ def run_inference(src_path: str | Path, dest: str | Path, unet_weights: str | Pa
             samples = QuicklookSamples(src.shape)
         with rasterio.open(plain_tif, "w", **profile) as mask_tif:
             _run_tiles(src, out, mask_tif, predictor, cm_name, write_bands=generator is not None, samples=samples)
-        write_cog(plain_tif, tmp_cog, outputs.cog)
-        out.close()
-        if samples is not None:
-            title = f"{src_path.name} ({src.start_time:%Y-%m-%d %H:%M})"
-            plot_inference(samples, src.cloud_mask_sm(samples.window), title, tmp_quicklook[0], cm_name)
+        # the COG and the product's last writes in a thread, beside the quicklook (GDAL and HDF5 compress
+        # without holding the interpreter): reading, writing and drawing 3000² without the networks 3.5 → 3.1 s
+        with ThreadPoolExecutor(max_workers=1) as finisher:
+            finished = finisher.submit(lambda: (write_cog(plain_tif, tmp_cog, outputs.cog), out.close()))
+            if samples is not None:
+                title = f"{src_path.name} ({src.start_time:%Y-%m-%d %H:%M})"
+                plot_inference(samples, src.cloud_mask_sm(samples.window), title, tmp_quicklook[0], cm_name)
+            finished.result()
     log.info("wrote %s and %s", dest, outputs.cog)
     return outputs
 
