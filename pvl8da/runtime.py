@@ -1,9 +1,9 @@
 """What the running Keras backend and the hardware offer: accelerator, reduced precision, compiled functions.
 
-TensorFlow is the default backend; inference also runs on JAX and PyTorch (``KERAS_BACKEND``). Reduced
-precision is opt-in and refused where the hardware has no fast path for it: ``bfloat16`` needs a GPU or a
-CPU with bfloat16 instructions (x86 AVX512_BF16 or AMX-BF16, Arm BF16); ``float16`` a GPU or a CPU with
-half-precision arithmetic (x86 AVX512_FP16 or AMX-FP16, Arm FP16).
+TensorFlow is the default backend; inference also runs on JAX (``KERAS_BACKEND``; PyTorch is handled but
+untested). Reduced precision is opt-in and refused where the hardware has no fast path for it: ``bfloat16``
+needs a GPU or a CPU with bfloat16 instructions (x86 AVX512_BF16 or AMX-BF16, Arm BF16); ``float16`` a GPU or a
+CPU with half-precision arithmetic (x86 AVX512_FP16 or AMX-FP16, Arm FP16).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fast inference graph of a Keras model, on any Keras 3 backend (TensorFlow, JAX, PyTorch).
+"""Fast inference graph of a Keras model, on any Keras 3 backend (tested on TensorFlow and JAX).
 
 The same computation as ``model(x, training=False)`` written with ``keras.ops``: batch normalisation folded
 into the convolution before it; concatenations never materialised before a depthwise-separable or 1×1
