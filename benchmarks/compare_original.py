@@ -31,6 +31,8 @@ import threading
 import time
 from pathlib import Path
 
+from pvl8da.runtime import cpu_flags  # the project is installed in the interpreter running this script
+
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = Path(os.environ.get("PVL8DA_REFERENCE", REPO.parent / "shared" / "reference"))
 ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TQDM_DISABLE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
@@ -97,13 +99,13 @@ print(json.dumps({"samples_per_s": steps * batch / (time.perf_counter() - start)
 
 def cpu() -> dict:
     """CPU model, core count and the SIMD flags that matter to the kernels."""
-    model, flags = platform.processor() or platform.machine(), set()
+    model = platform.processor() or platform.machine()
     try:
         info = Path("/proc/cpuinfo").read_text()
         model = next(line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name"))
-        flags = set(next(line.split(":", 1)[1] for line in info.splitlines() if line.startswith("flags")).split())
     except (OSError, StopIteration):
         pass
+    flags = cpu_flags()
     wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
     return {"model": model, "cores": os.cpu_count(), "flags": [f for f in wanted if f in flags]}
 

@@ -8,7 +8,6 @@ CPU with half-precision arithmetic (x86 AVX512_FP16 or AMX-FP16, Arm FP16).
 from __future__ import annotations
 
 import functools
-import logging
 import platform
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,8 +17,6 @@ from typing import Callable
 import numpy as np
 
 from pvl8da.errors import InputError
-
-log = logging.getLogger(__name__)
 
 PRECISIONS = ("float32", "bfloat16", "float16")
 #: CPU flags (/proc/cpuinfo) that give each reduced precision a fast path.
@@ -68,10 +65,15 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
-def check_precision(precision: str) -> str:
-    """``precision`` when this machine runs it fast, else an InputError saying why."""
+def check_precision_name(precision: str) -> None:
+    """InputError unless ``precision`` is one of :data:`PRECISIONS` (whatever the hardware)."""
     if precision not in PRECISIONS:
         raise InputError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` when this machine runs it fast, else an InputError saying why."""
+    check_precision_name(precision)
     if precision == "float32" or has_gpu():
         return precision
     if cpu_flags() & set(CPU_FLAGS[precision]):

@@ -316,8 +316,12 @@ def run_inference(src_path: str | Path, dest: str | Path, unet_weights: str | Pa
             _run_tiles(src, out, mask_tif, predictor, cm_name, write_bands=generator is not None, samples=samples)
         # the COG and the product's last writes in a thread, beside the quicklook (GDAL and HDF5 compress
         # without holding the interpreter): reading, writing and drawing 3000² without the networks 3.5 → 3.1 s
+        def finish() -> None:
+            write_cog(plain_tif, tmp_cog, outputs.cog)
+            out.close()
+
         with ThreadPoolExecutor(max_workers=1) as finisher:
-            finished = finisher.submit(lambda: (write_cog(plain_tif, tmp_cog, outputs.cog), out.close()))
+            finished = finisher.submit(finish)
             if samples is not None:
                 title = f"{src_path.name} ({src.start_time:%Y-%m-%d %H:%M})"
                 plot_inference(samples, src.cloud_mask_sm(samples.window), title, tmp_quicklook[0], cm_name)

@@ -121,7 +121,7 @@ class _Op:
             return [ops.max_pool(x, layer.pool_size, layer.strides, layer.padding)]
         if self.kind == "Activation":
             return [_activate(x, self.activation)]
-        raise InputError(f"layer {layer.name} ({self.kind}) is not supported by the folded inference graph")
+        return [ops.cast(layer(x, training=False), self.dtype)]  # any other layer, as Keras runs it
 
 
 def folded_graph(model: keras.Model, dtype: str = "float32") -> Callable:

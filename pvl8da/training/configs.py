@@ -5,17 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from pvl8da.errors import InputError
-from pvl8da.runtime import PRECISIONS
+from pvl8da.runtime import check_precision_name
 
 
 KEEP_MODES = ("patches", "pixels")
-
-
-def check_precision_name(precision: str) -> None:
-    """InputError unless ``precision`` is one of :data:`pvl8da.runtime.PRECISIONS` (the hardware is checked when
-    the networks are built)."""
-    if precision not in PRECISIONS:
-        raise InputError(f"precision {precision!r} not in {PRECISIONS}")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pvl8da.errors import InputError
-from pvl8da.training.configs import check_precision_name
+from pvl8da.runtime import check_precision_name
 
 GP_MODES = ("meschederreal", "none")
 NORMTYPES = ("batchnorm", "instancenorm", "no")
