@@ -119,12 +119,13 @@ def test_persistent_server_errors_give_up(server, scene_dir, tmp_path):
     assert _leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize("corruption", ["garbage", "truncated", "flipped"])
+@pytest.mark.parametrize("corruption", ["garbage", "truncated", "flipped", "gzip trailer"])
 def test_corrupt_archive_is_rejected(server, scene_dir, tmp_path, corruption):
     archive = _tar_gz(scene_dir)
     body = {"garbage": b"<html>not an archive</html>" * 50,
             "truncated": archive[: len(archive) * 2 // 3],
-            "flipped": archive[:-40] + bytes(b ^ 0xFF for b in archive[-40:])}[corruption]
+            "flipped": archive[:-40] + bytes(b ^ 0xFF for b in archive[-40:]),
+            "gzip trailer": archive[:-8] + bytes(b ^ 0xFF for b in archive[-8:])}[corruption]
     server.files[f"/cca/{SCENE}.tar.gz"] = body
     with pytest.raises(InputError, match="corrupt|not a readable"):
         download.download_biome_scene(SCENE, tmp_path, f"{server.url}/cca", policy=FAST, sidecar=False)

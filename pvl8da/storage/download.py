@@ -445,6 +445,19 @@ def _extract_tar(archive: Path, dest: Path, limit: _SizeLimit) -> None:
                 kind = ("symbolic link" if member.issym() else "hard link" if member.islnk()
                         else "device or FIFO" if (member.isdev()) else "special member")
                 raise InputError(f"{archive}: refusing member {member.name!r}: {kind}")
+        _read_to_end(tar, archive)
+
+
+def _read_to_end(tar: tarfile.TarFile, archive: Path) -> None:
+    """Decompress what follows the end-of-archive marker, so that gzip/bzip2/xz check their trailers.
+
+    tarfile stops at the marker; a damaged checksum or stream after it would otherwise pass unseen.
+    """
+    try:
+        while tar.fileobj.read(CHUNK_BYTES):
+            pass
+    except _TAR_ERRORS as exc:
+        raise _corrupt(archive, "after the last member", exc) from None
 
 
 def _extract_zip(archive: Path, dest: Path, limit: _SizeLimit) -> None:
