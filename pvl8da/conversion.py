@@ -62,6 +62,8 @@ def psf_kernel_1d(sigma_m: float, size: int = PSF_SIZE, pixel_m: float = LANDSAT
 
 
 BLOCK = 16  # output rows/columns per banded matrix product
+#: 90 m rows per window: a window of a 7700-column scene holds about 20 MB per band in flight.
+WINDOW_ROWS = 64
 
 
 @lru_cache(maxsize=64)
@@ -106,7 +108,10 @@ def box_downscale(x: np.ndarray, kernel: np.ndarray, rows_out: int, cols_out: in
 @dataclass
 class Downscaled:
     """The 90 m rasters of a scene in one (n, H90, W90) float32 stack: the four Proba-V bands (TOA),
-    the invalid fraction and, for labelled scenes, the cloud fraction and its invalid weight."""
+    the invalid fraction and, for labelled scenes, the cloud fraction and the label fill on valid pixels.
+
+    The labels' invalid weight of SPEC §2.6 (the unnormalised 3×3 sum of "label fill or image invalid") is
+    ``INVALID_KERNEL.sum() * invalid_fraction + label_fill``: the two masks are disjoint, the kernel linear."""
 
     layers: np.ndarray
     transform: Affine
@@ -125,8 +130,17 @@ class Downscaled:
         return self.layers[5] if len(self.layers) > 5 else None
 
     @property
-    def labels_invalid(self) -> np.ndarray | None:
+    def label_fill(self) -> np.ndarray | None:
+        """Unnormalised 3×3 sum of the label fill on pixels the image has valid (zero for every scene type
+        here, whose labels are filled exactly where the image is invalid)."""
         return self.layers[6] if len(self.layers) > 6 else None
+
+    @property
+    def labels_invalid(self) -> np.ndarray | None:
+        """The labels' invalid weight at 90 m (SPEC §2.6)."""
+        if self.labels is None:
+            return None
+        return INVALID_KERNEL.sum(dtype=np.float32) * self.invalid_fraction + self.label_fill
 
 
 def _padded_rows(read, row0: int, row1: int, pad: int, n_rows: int, mode: str, pad_cols: bool = True,
@@ -188,11 +202,11 @@ def _downscale_rows(scene: Landsat8Scene, out_row0: int, out_row1: int, kernels:
 
     lab_padded = _padded_rows(read_labels, row0, row1 + extra, 1, n_rows, "constant", constant_values=0.5)
     out[5] = box_downscale(lab_padded, INVALID_KERNEL / INVALID_KERNEL.sum(), rows_out, cols_out)
-    lab_inv = ((lab_padded == 0.5) | (inv_padded > 0)).astype(np.float32)
-    out[6] = box_downscale(lab_inv, INVALID_KERNEL, rows_out, cols_out)
+    out[6] = box_downscale(((lab_padded == 0.5) & (inv_padded == 0)).astype(np.float32), INVALID_KERNEL,
+                           rows_out, cols_out)
 
 
-def downscale_scene(scene: Landsat8Scene, window_rows: int = 128, workers: int = 2,
+def downscale_scene(scene: Landsat8Scene, window_rows: int = WINDOW_ROWS, workers: int = 2,
                     progress: bool = True) -> Downscaled:
     """The 90 m Proba-V-like rasters of a scene, computed in windows of ``window_rows`` output rows."""
     if window_rows < 3:
@@ -236,11 +250,17 @@ def pv_grid(downscaled: Downscaled, resolution: str) -> tuple[Affine, int, int]:
 
 def _reproject(layers: np.ndarray, downscaled: Downscaled, dst_transform: Affine, shape: tuple[int, int],
                threads: int) -> np.ndarray:
-    """Lanczos reprojection of a (n, H90, W90) stack onto the lat/lon grid in one warp (nodata -1)."""
+    """Lanczos reprojection of a (n, H90, W90) stack onto the lat/lon grid (nodata -1), a layer at a time.
+
+    One layer per warp: rasterio copies the source of a warp into a GDAL dataset, so a warp of the whole stack
+    would hold it twice. GDAL scales the Lanczos kernel from each chunk's extent; a single layer of a whole
+    scene (7700², also at 100M) is warped in one chunk, so every pixel gets the kernel of the whole grid.
+    """
     out = np.full((layers.shape[0],) + shape, -1.0, np.float32)
-    reproject(layers, out, src_transform=downscaled.transform, src_crs=downscaled.crs, src_nodata=None,
-              dst_transform=dst_transform, dst_crs=WGS84, dst_nodata=-1.0,
-              resampling=Resampling.lanczos, num_threads=threads)
+    for layer, dest in zip(layers, out):
+        reproject(layer, dest, src_transform=downscaled.transform, src_crs=downscaled.crs, src_nodata=None,
+                  dst_transform=dst_transform, dst_crs=WGS84, dst_nodata=-1.0,
+                  resampling=Resampling.lanczos, num_threads=threads)
     return out
 
 
@@ -257,13 +277,18 @@ class ProbaVLike:
 def to_probav_grid(downscaled: Downscaled, resolution: str = "333M", threads: int = 2) -> ProbaVLike:
     """Reproject the 90 m rasters to the Proba-V grid of ``resolution`` with Lanczos resampling."""
     dst_transform, width, height = pv_grid(downscaled, resolution)
-    warped = _reproject(downscaled.layers, downscaled, dst_transform, (height, width), threads)
+    layers = downscaled.layers
+    # the label fill on valid pixels is zero for every scene type here: its warp would be zeros (or nodata where
+    # the image's invalid fraction is nodata too), so it is skipped
+    fill_on_valid = downscaled.label_fill is not None and downscaled.label_fill.any()
+    warped = _reproject(layers if fill_on_valid else layers[:6], downscaled, dst_transform, (height, width), threads)
     toa, inv = warped[:4], warped[4]
     invalid = (inv > INVALID_THRESHOLD) | (inv == -1.0)
     clouds = None
     if downscaled.labels is not None:
-        lab, lab_inv = warped[5], warped[6]
-        lab_invalid = (lab_inv > INVALID_THRESHOLD) | (lab_inv == -1.0) | (lab == -1.0) | invalid
+        lab = warped[5]
+        lab_inv = INVALID_KERNEL.sum(dtype=np.float32) * inv + (warped[6] if fill_on_valid else 0)
+        lab_invalid = (lab_inv > INVALID_THRESHOLD) | (lab == -1.0) | invalid
         clouds = np.clip(lab, 0, 1)
         clouds[lab_invalid] = -1.0
     return ProbaVLike(toa, invalid, clouds, dst_transform)
@@ -330,7 +355,7 @@ def output_name(scene_id: str, resolution: str) -> str:
 
 
 def convert_scene(l8img: str | os.PathLike, outfolder: str | os.PathLike, resolution: str = "333M",
-                  type_product: str = "landsat8", window_rows: int = 128, workers: int = 2,
+                  type_product: str = "landsat8", window_rows: int = WINDOW_ROWS, workers: int = 2,
                   progress: bool = True, record: dict | None = None, quicklook: bool = False) -> Path:
     """Convert a Landsat-8 scene folder into ``<outfolder>/<scene ID>_<resolution>.HDF5`` (with ``quicklook``,
     also ``<product>.png``), committed together at the end; ``record``: the provenance the product keeps

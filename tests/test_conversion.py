@@ -6,7 +6,11 @@ import luigi
 import numpy as np
 import pytest
 
-from pvl8da.conversion import convert_scene, downscale_scene, psf_kernel_1d
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.warp import Resampling, reproject
+
+from pvl8da.conversion import Downscaled, convert_scene, downscale_scene, psf_kernel_1d, pv_grid, to_probav_grid
 from pvl8da.errors import InputError
 from pvl8da.sensors.landsat8 import open_scene
 from pvl8da.sensors.probav import PV_BANDS, transform_from_mapping
@@ -73,6 +77,52 @@ def test_windows_equal_whole_scene(small_scene, window_rows):
     np.testing.assert_allclose(parts.invalid_fraction, whole.invalid_fraction, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(parts.labels, whole.labels, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(parts.labels_invalid, whole.labels_invalid, rtol=1e-6, atol=1e-7)
+
+
+def test_labels_invalid_weight_is_the_spec_sum(small_scene):
+    """SPEC §2.6: the unnormalised 3×3 sum (stride 3, padding 1) of "label fill or image invalid"."""
+    scene = open_scene(small_scene, "biome")
+    d = downscale_scene(scene, progress=False)
+    mask = np.pad((scene.labels() == 0.5) | scene.invalid(), 1, constant_values=True).astype(np.float64)
+    rows, cols = d.invalid_fraction.shape
+    mask = np.pad(mask, ((0, 3 * rows - mask.shape[0] + 2), (0, 3 * cols - mask.shape[1] + 2)))
+    kernel = np.array([[0.5, 1.0, 0.5], [1.0, 1.5, 1.0], [0.5, 1.0, 0.5]])
+    spec = sum(kernel[a, b] * mask[a:a + 3 * rows:3, b:b + 3 * cols:3] for a in range(3) for b in range(3))
+    assert 0 < (spec > 0).mean() < 1
+    np.testing.assert_allclose(d.labels_invalid, spec, atol=1e-5)
+    assert not d.label_fill.any()  # Biome labels are filled exactly where the image is invalid
+
+
+def _downscaled(shape, n_layers, seed=0):
+    rng = np.random.default_rng(seed)
+    layers = rng.uniform(0, 0.5, (n_layers,) + shape).astype(np.float32)
+    layers[4:] = 0
+    transform = Affine(90.0, 0, 600000.0, 0, -90.0, 5800000.0)
+    return Downscaled(layers, transform, CRS.from_epsg(32631))
+
+
+def test_each_layer_is_warped_whole():
+    """A stack big enough for GDAL to warp in chunks: every layer must still match its warp in one piece."""
+    d = _downscaled((1600, 1600), 7)
+    product = to_probav_grid(d, "333M")
+    transform, width, height = pv_grid(d, "333M")
+    for band in range(4):
+        alone = np.full((height, width), -1.0, np.float32)
+        reproject(d.layers[band], alone, src_transform=d.transform, src_crs=d.crs, dst_transform=transform,
+                  dst_crs="EPSG:4326", dst_nodata=-1.0, resampling=Resampling.lanczos, warp_mem_limit=1024)
+        np.testing.assert_array_equal(product.toa[band], alone)
+
+
+def test_label_fill_on_valid_pixels_makes_labels_invalid():
+    d = _downscaled((60, 60), 7)
+    d.layers[5] = 1.0
+    d.layers[6, 20:40, 20:40] = 1.0  # labels filled where the image is valid
+    product = to_probav_grid(d, "333M")
+    assert not product.invalid[5:-5, 5:-5].any()
+    bad = product.clouds == -1
+    assert bad[5:-5, 5:-5].any() and not bad.all()
+    d.layers[6] = 0
+    assert not (to_probav_grid(d, "333M").clouds[5:-5, 5:-5] == -1).any()
 
 
 def test_unknown_resolution_writes_nothing(small_scene, tmp_path):

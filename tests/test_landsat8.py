@@ -153,3 +153,16 @@ def test_folder_not_named_after_its_scene(scenes, tmp_path):
     task = ConvertPV(l8img=str(folder), outfolder=str(tmp_path / "out"))
     assert luigi.build([task], local_scheduler=True, log_level="WARNING")
     assert task.output()["product"].path == str(tmp_path / "out" / f"{scenes[0].name}_333M.HDF5") and task.complete()
+
+
+def test_fixedmask_that_is_not_8_bit_is_refused(scenes, tmp_path):
+    import spectral.io.envi as envi
+
+    scene = tmp_path / scenes[0].name
+    shutil.copytree(scenes[0], scene)
+    classes = open_scene(scene, "biome").cloud_mask()
+    stem = scene / f"{scene.name}_fixedmask"
+    envi.save_image(f"{stem}.hdr", classes.astype(np.int16), dtype=np.int16, interleave="bsq", ext=".img",
+                    force=True)
+    with pytest.raises(InputError, match="fixedmask.hdr: fixedmask of type int16; the Biome masks are 8-bit"):
+        open_scene(scene, "biome").labels()

@@ -27,6 +27,11 @@ TYPE_PRODUCTS = ("landsat8", "biome", "38c")
 
 # Biome fixedmask classes.
 BIOME_FILL, BIOME_SHADOW, BIOME_CLEAR, BIOME_THIN, BIOME_CLOUD = 0, 64, 128, 192, 255
+#: Cloud label of each fixedmask value, looked up in one pass: 1 thin or thick cloud, 0.5 fill, 0 otherwise.
+BIOME_LABELS = np.zeros(256, np.float32)
+BIOME_LABELS[[BIOME_THIN, BIOME_CLOUD]] = 1.0
+BIOME_LABELS[BIOME_FILL] = 0.5
+BIOME_LABELS.flags.writeable = False
 
 
 def _read_band(path: Path, window: Window | None, shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -52,7 +57,9 @@ def toa_reflectance(dn: np.ndarray, mtl: MTL, band: int) -> np.ndarray:
                          "horizon (0 < SUN_ELEVATION ≤ 90)")
     mult, add = mtl.reflectance_rescaling(band)
     sin_e = np.sin(np.deg2rad(elevation))
-    return np.asarray(dn).astype(np.float32) * np.float32(mult / sin_e) + np.float32(add / sin_e)
+    toa = np.multiply(dn, np.float32(mult / sin_e), dtype=np.float32)  # one pass and one array, in float32
+    toa += np.float32(add / sin_e)
+    return toa
 
 
 def brightness_temperature(dn: np.ndarray, mtl: MTL, band: int) -> np.ndarray:
@@ -231,6 +238,8 @@ class BiomeScene(Landsat8Scene):
             except Exception as err:  # spectral raises its own types for malformed headers
                 raise InputError(f"{hdr}: cannot read ENVI fixedmask ({err})") from err
             mask = mask[..., 0] if mask.ndim == 3 else mask
+            if mask.dtype != np.uint8:
+                raise InputError(f"{hdr}: fixedmask of type {mask.dtype}; the Biome masks are 8-bit (data type = 1)")
             if mask.shape != self.shape:
                 raise InputError(f"{img}: fixedmask size {mask.shape} differs from the scene's {self.shape}")
             self._mask = mask
@@ -254,10 +263,7 @@ class BiomeScene(Landsat8Scene):
         return self.cloud_mask(window) == BIOME_FILL
 
     def labels(self, window: Window | None = None) -> np.ndarray:
-        mask = self.cloud_mask(window)
-        labels = np.where((mask == BIOME_THIN) | (mask == BIOME_CLOUD), 1.0, 0.0).astype(np.float32)
-        labels[mask == BIOME_FILL] = 0.5
-        return labels
+        return BIOME_LABELS[self.cloud_mask(window)]
 
 
 class Cloud38Scene(Landsat8Scene):
