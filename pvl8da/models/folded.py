@@ -64,12 +64,24 @@ def _activate(x, name: str):
     raise InputError(f"activation {name!r} is not supported by the folded inference graph")
 
 
+#: The Keras layer classes the folded graph knows, by the name it uses for them.
+_KINDS = {"SeparableConv2D": layers.SeparableConv2D, "Conv2DTranspose": layers.Conv2DTranspose,
+          "Conv2D": layers.Conv2D, "MaxPooling2D": layers.MaxPooling2D, "Activation": layers.Activation,
+          "Concatenate": layers.Concatenate, "Dropout": layers.Dropout, "InputLayer": layers.InputLayer}
+
+
+def _kind(layer) -> str:
+    """The Keras class ``layer`` is (a subclass such as the models' fused layers counts as its base), else its
+    own class name."""
+    return next((name for name, cls in _KINDS.items() if isinstance(layer, cls)), type(layer).__name__)
+
+
 class _Op:
     """One layer of a folded inference graph, mapping lists of channel parts to lists of parts."""
 
     def __init__(self, layer, fold=None, dtype: str = "float32"):
         self.layer = layer
-        self.kind = type(layer).__name__
+        self.kind = _kind(layer)
         self.dtype = dtype
         self.activation = getattr(getattr(layer, "activation", None), "__name__", "linear")
         weights = [np.asarray(w, np.float32) for w in layer.get_weights()]
@@ -138,7 +150,7 @@ def folded_graph(model: keras.Model, dtype: str = "float32") -> Callable:
         out = node.output_tensors[0]
         users = consumers.get(id(out), [])
         fold = None
-        if (type(layer).__name__ in ("SeparableConv2D", "Conv2D") and len(users) == 1
+        if (_kind(layer) in ("SeparableConv2D", "Conv2D") and len(users) == 1
                 and isinstance(users[0], layers.BatchNormalization)
                 and getattr(layer.activation, "__name__", "") == "linear"):
             fold = users[0]
