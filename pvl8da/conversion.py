@@ -105,13 +105,18 @@ def box_downscale(x: np.ndarray, kernel: np.ndarray, rows_out: int, cols_out: in
     return np.einsum("iajb,ab->ij", blocks, kernel.astype(np.float32), optimize=True)
 
 
+def labels_invalid_weight(invalid_fraction: np.ndarray, label_fill) -> np.ndarray:
+    """The labels' invalid weight of SPEC §2.6, the unnormalised 3×3 sum of "label fill or image invalid", from
+    the invalid fraction (normalised sum of the image's invalid mask) and the label fill on valid pixels
+    (unnormalised sum): the two masks are disjoint and the kernel is linear, at 90 m and after the warp alike."""
+    return INVALID_KERNEL.sum(dtype=np.float32) * invalid_fraction + label_fill
+
+
 @dataclass
 class Downscaled:
     """The 90 m rasters of a scene in one (n, H90, W90) float32 stack: the four Proba-V bands (TOA),
-    the invalid fraction and, for labelled scenes, the cloud fraction and the label fill on valid pixels.
-
-    The labels' invalid weight of SPEC §2.6 (the unnormalised 3×3 sum of "label fill or image invalid") is
-    ``INVALID_KERNEL.sum() * invalid_fraction + label_fill``: the two masks are disjoint, the kernel linear."""
+    the invalid fraction and, for labelled scenes, the cloud fraction and the label fill on valid pixels (from
+    which :func:`labels_invalid_weight` gives the labels' invalid weight)."""
 
     layers: np.ndarray
     transform: Affine
@@ -140,7 +145,7 @@ class Downscaled:
         """The labels' invalid weight at 90 m (SPEC §2.6)."""
         if self.labels is None:
             return None
-        return INVALID_KERNEL.sum(dtype=np.float32) * self.invalid_fraction + self.label_fill
+        return labels_invalid_weight(self.invalid_fraction, self.label_fill)
 
 
 def _padded_rows(read, row0: int, row1: int, pad: int, n_rows: int, mode: str, pad_cols: bool = True,
@@ -287,7 +292,7 @@ def to_probav_grid(downscaled: Downscaled, resolution: str = "333M", threads: in
     clouds = None
     if downscaled.labels is not None:
         lab = warped[5]
-        lab_inv = INVALID_KERNEL.sum(dtype=np.float32) * inv + (warped[6] if fill_on_valid else 0)
+        lab_inv = labels_invalid_weight(inv, warped[6] if fill_on_valid else 0)
         lab_invalid = (lab_inv > INVALID_THRESHOLD) | (lab == -1.0) | invalid
         clouds = np.clip(lab, 0, 1)
         clouds[lab_invalid] = -1.0
