@@ -36,8 +36,8 @@ CM_DA = "CM_PVDAGANS"
 CM_UNET = "CM_UNET"
 COG_CLEAR, COG_CLOUD, COG_NODATA = 0, 1, 255
 #: Largest tile core per device. On a CPU, 3000² in 36 tiles of 564² (core 500) rather than 25 of 664²: the
-#: same speed in float32, 5 % faster in bfloat16, 0.1-0.25 GB less memory (1.04 GB peak in float32, of which
-#: importing TensorFlow takes 0.53 GB); a GPU takes batches of large tiles.
+#: same speed in float32, 5 % faster in bfloat16, 0.1-0.25 GB less memory (1.06-1.09 GB peak in float32 from
+#: the command line, of which importing TensorFlow takes 0.54 GB); a GPU takes batches of large tiles.
 MAX_TILE_CPU, MAX_TILE_GPU, BATCH_GPU = 512, 1024, 4
 #: Bytes per pixel the outputs add to a copy of the input: float32 probability (compressed) and the COG.
 OUTPUT_BYTES_PER_PIXEL = 4

@@ -143,7 +143,7 @@ def _sep_block(x, filters: int, prefix: str, normtype: str = "batchnorm", dilati
     """Two (SeparableConv 3×3 'same' → norm → ReLU) units named ``<prefix>_<conv|bn|act>_<i>``."""
     for i in (1, 2):
         x = FusedSeparableConv2D(filters, 3, padding="same", dilation_rate=dilation,
-                                   name=f"{prefix}_conv_{i}")(x)
+                                 name=f"{prefix}_conv_{i}")(x)
         x = _norm(x, normtype, f"{prefix}_bn_{i}")
         x = layers.Activation("relu", name=f"{prefix}_act_{i}")(x)
     return x
